@@ -1,0 +1,1 @@
+"""Architectural facts only: exception syndromes, PSTATE, system-register encodings, memory map."""

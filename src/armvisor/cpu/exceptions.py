@@ -1,0 +1,99 @@
+"""Exception entry to EL1 and exception return (Arm ARM D1.10, pseudocode AArch64.TakeException
+and AArch64.ExceptionReturn), for a PE whose EL2 is the hypervisor (HCR_EL2.TGE=0)."""
+
+from __future__ import annotations
+
+from armvisor.arch.esr import esr
+from armvisor.arch.pstate import PSR_DAIF_MASK, PSR_IL_BIT, PSR_MODE32_BIT, PSR_SS_BIT
+from armvisor.arch.sysregs import ELR_EL1, ESR_EL1, FAR_EL1, MDSCR_EL1, SPSR_EL1, VBAR_EL1
+from armvisor.cpu.state import MASK64, CpuState
+
+# Vector offsets (Arm ARM D1.10.2, Table D1-7).
+VECTOR_SYNC = 0x000
+VECTOR_IRQ = 0x080
+VECTOR_FIQ = 0x100
+VECTOR_SERROR = 0x180
+VECTOR_CURRENT_SP0 = 0x000
+VECTOR_CURRENT_SPX = 0x200
+VECTOR_LOWER_A64 = 0x400
+
+MDSCR_EL1_SS = 1 << 0
+MDSCR_EL1_KDE = 1 << 13
+MDSCR_EL1_MDE = 1 << 15
+
+
+def vector_base_offset(s: CpuState) -> int:
+    """Which quarter of the vector table an exception to EL1 from the current state uses."""
+    if s.el == 0:
+        return VECTOR_LOWER_A64
+    return VECTOR_CURRENT_SPX if s.spsel else VECTOR_CURRENT_SP0
+
+
+def take_exception(s: CpuState, ec: int, iss: int, preferred_return: int,
+                   far: int | None = None, kind: int = VECTOR_SYNC, il: bool = True) -> int:
+    """Take an exception to EL1 and return the vector address to continue at.
+
+    SPSR_EL1 gets PSTATE as it is now (including PSTATE.SS: the caller clears SS first for an
+    instruction that completed, e.g. SVC); then PSTATE.{D,A,I,F} are set, SS and IL cleared and
+    the PE moves to EL1h. ``ec``/``iss`` fill ESR_EL1 for synchronous exceptions; FAR_EL1 is
+    written only when ``far`` is given (it is UNKNOWN otherwise and we leave it).
+    """
+    sr = s.sr
+    spsr = s.pstate
+    vector = (sr.get(VBAR_EL1, 0) & ~0x7FF & MASK64) + vector_base_offset(s) + kind
+    sr[SPSR_EL1] = spsr
+    sr[ELR_EL1] = preferred_return & MASK64
+    if kind == VECTOR_SYNC or kind == VECTOR_SERROR:
+        sr[ESR_EL1] = esr(ec, iss, il)
+    if far is not None:
+        sr[FAR_EL1] = far & MASK64
+    s.daif = PSR_DAIF_MASK
+    s.ss = 0
+    s.il = 0
+    s.exclusive = None  # ClearExclusiveLocal on exception entry
+    s.set_el_spsel(1, 1)
+    return vector
+
+
+def debug_exceptions_enabled_at(s: CpuState, el: int, d_masked: bool) -> bool:
+    """AArch64.GenerateDebugExceptionsFrom(el, secure=False, mask) with debug target EL1."""
+    if s.mdcr_el2 & (1 << 8):  # TDE: the debug target is EL2, always enabled from EL0/EL1
+        return True
+    if el == 0:
+        return True
+    return bool(s.sr.get(MDSCR_EL1, 0) & MDSCR_EL1_KDE) and not d_masked
+
+
+def exception_return(s: CpuState) -> int:
+    """ERET from EL1: restore PSTATE from SPSR_EL1 and return ELR_EL1 as the new PC.
+
+    An illegal return (to EL2/EL3, to AArch32 which this PE does not implement at EL0/EL1, or
+    to EL0 with SPSel=1) sets PSTATE.IL and keeps the EL, as AArch64.ExceptionReturn does.
+    """
+    sr = s.sr
+    spsr = sr.get(SPSR_EL1, 0)
+    target = sr.get(ELR_EL1, 0)
+    s.exclusive = None
+    mode_el = (spsr >> 2) & 3
+    illegal = bool(spsr & PSR_MODE32_BIT) or mode_el > 1 or (mode_el == 0 and spsr & 1) or bool(spsr & 2)
+    # DebugExceptionReturnSS: SS survives only if stepping is enabled at the destination and
+    # disabled where the ERET executes (Arm ARM D2.12.5).
+    ss = 0
+    if spsr & PSR_SS_BIT and s.sr.get(MDSCR_EL1, 0) & MDSCR_EL1_SS:
+        dest_el = s.el if illegal else mode_el
+        dest_d = bool(spsr & (1 << 9))
+        here = debug_exceptions_enabled_at(s, s.el, bool(s.daif & (1 << 9)))
+        there = debug_exceptions_enabled_at(s, dest_el, dest_d)
+        ss = 1 if (there and not here) else 0
+    if illegal:
+        # Illegal exception return: NZCV, DAIF etc. from SPSR, EL and SPSel unchanged, IL=1.
+        s.nzcv = (spsr >> 28) & 0xF
+        s.daif = spsr & PSR_DAIF_MASK
+        s.pan = (spsr >> 22) & 1
+        s.il = 1
+        s.ss = ss
+    else:
+        s.pstate = (spsr & ~(PSR_SS_BIT | PSR_IL_BIT)) | (PSR_IL_BIT if spsr & PSR_IL_BIT else 0)
+        s.ss = ss
+    # A misaligned ELR is kept: the PC alignment fault comes from the next fetch.
+    return target & MASK64

@@ -1,0 +1,91 @@
+"""Why the CPU stopped running, and the Python exceptions that carry faults inside it.
+
+A stop is what the PE hands its owner: an exception taken to EL2 (:class:`HypTrap`, the values
+of ESR_EL2/FAR_EL2/HPFAR_EL2 and ELR_EL2 a real PE would write), the end of the instruction
+budget, or a WFI that the owner did not ask to trap (the PE waits for an interrupt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class HypTrap:
+    """An exception taken to EL2. ``elr`` is ELR_EL2 (= the guest PC after the stop)."""
+
+    esr: int
+    far: int
+    hpfar: int
+    elr: int
+
+
+@dataclass(slots=True)
+class Budget:
+    """The instruction budget ran out; PC is the next instruction to execute."""
+
+
+@dataclass(slots=True)
+class WaitForInterrupt:
+    """An untrapped WFI completed: the PE is in its low-power state until an interrupt."""
+
+
+Stop = HypTrap | Budget | WaitForInterrupt
+
+
+class TrapToEL2(Exception):
+    """Raised inside an instruction to take an exception to EL2.
+
+    ``return_pc`` is the preferred return address when it is not the instruction itself
+    (HVC and SMC-as-call return to the next instruction).
+    """
+
+    def __init__(self, esr: int, far: int = 0, hpfar: int = 0, return_pc: int | None = None):
+        super().__init__(esr)
+        self.esr = esr
+        self.far = far
+        self.hpfar = hpfar
+        self.return_pc = return_pc
+
+
+class DataAbort(Exception):
+    """A data access faulted; the executor adds the instruction syndrome and routes it.
+
+    ``stage`` 1 faults (alignment, address size) go to EL1, stage 2 faults (no RAM at the IPA)
+    to EL2.  ``fsc`` is the DFSC; ``ipa`` is valid for stage 2 faults.
+    """
+
+    def __init__(self, va: int, is_write: bool, fsc: int, stage: int, ipa: int = 0, cm: bool = False):
+        super().__init__(va)
+        self.va = va
+        self.is_write = is_write
+        self.fsc = fsc
+        self.stage = stage
+        self.ipa = ipa
+        self.cm = cm
+
+
+class InstructionAbort(Exception):
+    """An instruction fetch faulted (same routing rules as :class:`DataAbort`)."""
+
+    def __init__(self, va: int, fsc: int, stage: int, ipa: int = 0):
+        super().__init__(va)
+        self.va = va
+        self.fsc = fsc
+        self.stage = stage
+        self.ipa = ipa
+
+
+class UnsupportedFeature(Exception):
+    """The guest used something armvisor does not implement and cannot express as UNDEFINED.
+
+    The message names the feature and the encoding; the state is left as before the instruction.
+    """
+
+
+class WaitForInterruptSignal(Exception):
+    """Raised by an untrapped WFI after it completes; ``next_pc`` follows the WFI."""
+
+    def __init__(self, next_pc: int):
+        super().__init__(next_pc)
+        self.next_pc = next_pc

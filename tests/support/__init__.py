@@ -1,0 +1,1 @@
+"""Shared test helpers: the Unicorn oracle and guest builds."""
