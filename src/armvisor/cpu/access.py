@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from armvisor.arch.esr import ESR_ELx_FSC_ADDRSZ, ESR_ELx_FSC_ALIGN, ESR_ELx_FSC_FAULT, ESR_ELx_FSC_PERM
+from armvisor.arch.sysregs import SCTLR_EL1 as _SCTLR_EL1
 from armvisor.cpu.memory import PAGE_SHIFT, PhysicalMemory
 from armvisor.cpu.state import CpuState
 from armvisor.cpu.stops import DataAbort, InstructionAbort
@@ -55,6 +56,9 @@ class MemoryAccess:
         self.generation = -1
         self.read: dict[int, Reader] = {}
         self.write: dict[int, Writer] = {}
+        # Set while watchpoints may match: called as watch(va, size, is_write) before each
+        # data access; it raises WatchpointHit.
+        self.watch: Callable[[int, int, bool], None] | None = None
         self.refresh()
 
     # -- building the fast paths -------------------------------------------------------------
@@ -63,8 +67,12 @@ class MemoryAccess:
         if self.state.sr.get(_SCTLR_EL1, 0) & SCTLR_EL1_M:
             raise NotImplementedError("stage-1 translation (SCTLR_EL1.M=1) is not implemented")
         self.generation = self.phys.generation
-        self.read = {size: self._make_reader(size) for size in (1, 2, 4, 8)}
-        self.write = {size: self._make_writer(size) for size in (1, 2, 4, 8)}
+        if self.watch is None:
+            self.read = {size: self._make_reader(size) for size in (1, 2, 4, 8)}
+            self.write = {size: self._make_writer(size) for size in (1, 2, 4, 8)}
+        else:
+            self.read = {size: self._make_watched_reader(size) for size in (1, 2, 4, 8)}
+            self.write = {size: self._make_watched_writer(size) for size in (1, 2, 4, 8)}
 
     def _make_reader(self, size: int) -> Reader:
         regions = self.phys.regions
@@ -99,6 +107,26 @@ class MemoryAccess:
                 view[(va - base) >> shift] = value & vmask
             else:
                 slow(va, size, value)
+
+        return write
+
+    def _make_watched_reader(self, size: int) -> Reader:
+        inner, watch = self._make_reader(size), self.watch
+        assert watch is not None
+
+        def read(va: int) -> int:
+            watch(va, size, False)
+            return inner(va)
+
+        return read
+
+    def _make_watched_writer(self, size: int) -> Writer:
+        inner, watch = self._make_writer(size), self.watch
+        assert watch is not None
+
+        def write(va: int, value: int) -> None:
+            watch(va, size, True)
+            inner(va, value)
 
         return write
 
@@ -154,10 +182,3 @@ class MemoryAccess:
         return region.views[4][(va - region.base) >> 2], va
 
 
-def _sctlr_el1() -> int:
-    from armvisor.arch.sysreg_encoding import sys_reg
-
-    return sys_reg(3, 0, 1, 0, 0)
-
-
-_SCTLR_EL1 = _sctlr_el1()

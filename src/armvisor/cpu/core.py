@@ -17,12 +17,28 @@ from armvisor.arch.esr import (
     ESR_ELx_EC_IABT_CUR,
     ESR_ELx_EC_IABT_LOW,
     ESR_ELx_EC_PC_ALIGN,
+    ESR_ELx_EC_BREAKPT_LOW,
+    ESR_ELx_EC_SOFTSTP_LOW,
     ESR_ELx_EC_UNKNOWN,
+    ESR_ELx_EC_WATCHPT_LOW,
+    ESR_ELx_FSC_DEBUG,
+    ESR_ELx_SS_EX,
+    ESR_ELx_SS_ISV,
     ESR_ELx_WNR,
     esr,
 )
-from armvisor.arch.sysregs import SYSREGS
+from armvisor.arch.sysregs import MDSCR_EL1, SYSREGS
 from armvisor.cpu.access import MemoryAccess
+from armvisor.cpu.debug import (
+    MDCR_EL2_TDE,
+    MDSCR_EL1_MDE,
+    MDSCR_EL1_SS,
+    breakpoint_hit,
+    debug_exceptions_enabled,
+    debug_features_possible,
+    step_active,
+    watchpoint_hit,
+)
 from armvisor.cpu.decoder import DecodeTable, Op
 from armvisor.cpu.exceptions import take_exception
 from armvisor.cpu.memory import PAGE_SHIFT, PhysicalMemory
@@ -32,16 +48,40 @@ from armvisor.cpu.stops import (
     DataAbort,
     HypTrap,
     InstructionAbort,
+    ReselectLoop,
     Stop,
     TrapToEL2,
     UnsupportedFeature,
     WaitForInterrupt,
     WaitForInterruptSignal,
+    WatchpointHit,
 )
 
 
 class PCAlignmentFault(Exception):
     """The PC is not a multiple of 4 when an instruction is fetched."""
+
+
+class _Stopped(Exception):
+    """Internal: the run ends with ``stop`` after ``n`` instructions."""
+
+    def __init__(self, stop: Stop, n: int):
+        self.stop = stop
+        self.n = n
+
+
+class _Continue(Exception):
+    """Internal: an exception was taken to EL1; execution goes on at ``pc``."""
+
+    def __init__(self, pc: int, n: int):
+        self.pc = pc
+        self.n = n
+
+
+# Debug exception classes (from a lower EL; +1 is the current-EL class).
+SOFTWARE_STEP = ESR_ELx_EC_SOFTSTP_LOW
+BREAKPOINT = ESR_ELx_EC_BREAKPT_LOW
+WATCHPOINT = ESR_ELx_EC_WATCHPT_LOW
 
 
 def _top_level_tables() -> list[tuple[DecodeTable, ...]]:
@@ -75,6 +115,9 @@ class Cpu:
         self.page_pcs: dict[int, list[int]] = {}
         self.groups = _top_level_tables()
         self.icount = 0  # instructions executed (or exceptions taken) since creation
+        self.step_isv = False  # the last instruction completed under an active step
+        self.step_ex = False  # ... and it was a load-exclusive
+        self._n = 0
         self.reset()
 
     # -- reset and configuration -------------------------------------------------------------
@@ -136,56 +179,148 @@ class Cpu:
         undefined.insn = insn  # type: ignore[attr-defined]
         return undefined
 
-    # -- execution ---------------------------------------------------------------------------
+    # -- execution ----------------------------------------------------------------------------
     def run(self, budget: int) -> Stop:
-        """Execute at most ``budget`` instructions; see the module docstring for the stops."""
-        if self.access.generation != self.phys.generation:
-            self.flush_decoded()
+        """Execute at most ``budget`` instructions; see the module docstring for the stops.
+
+        Each call is an entry from EL2: a software step that completes after it reports ISV=0
+        (as for an instruction the hypervisor emulated), unless an instruction ran first.
+        """
+        self.step_isv = False
+        self.step_ex = False
         s = self.state
-        cache = self.cache
-        decode_at = self.decode_at
         pc = s.pc
         n = 0
-        op: Op | None = None
         while True:
+            debug = debug_features_possible(s)
+            if self.access.generation != self.phys.generation or (self.access.watch is not None) != debug:
+                self.access.watch = self._watch if debug else None
+                self.flush_decoded()
             try:
-                while n < budget:
-                    op = cache.get(pc) or decode_at(pc)
-                    pc = op(s)
-                    n += 1
+                if debug:
+                    pc, n = self._run_debug(pc, n, budget)
+                else:
+                    pc, n = self._run_fast(pc, n, budget)
                 s.pc = pc
                 self.icount += n
                 return Budget()
-            except TrapToEL2 as trap:
-                elr = pc if trap.return_pc is None else trap.return_pc
-                s.pc = elr
-                self.icount += n + 1
-                return HypTrap(trap.esr, trap.far, trap.hpfar, elr)
-            except DataAbort as abort:
-                n += 1
-                stop = self._data_abort(abort, op, pc)
-                if isinstance(stop, HypTrap):
-                    self.icount += n
-                    return stop
-                pc = stop
-            except InstructionAbort as abort:
-                n += 1
-                stop = self._instruction_abort(abort, pc)
-                if isinstance(stop, HypTrap):
-                    self.icount += n
-                    return stop
-                pc = stop
-            except PCAlignmentFault:
-                n += 1
-                pc = take_exception(s, ESR_ELx_EC_PC_ALIGN, 0, pc, far=pc)
-            except WaitForInterruptSignal as wfi:
-                s.pc = wfi.next_pc
-                self.icount += n + 1
-                return WaitForInterrupt()
+            except _Stopped as stopped:
+                self.icount += stopped.n
+                return stopped.stop
             except UnsupportedFeature:
-                s.pc = pc
-                self.icount += n
+                self.icount += self._n
                 raise
+            except _Continue as cont:
+                pc, n = cont.pc, cont.n
+
+    def _run_fast(self, pc: int, n: int, budget: int) -> tuple[int, int]:
+        """The loop without debug checks: fetch-decode from the cache, call, repeat."""
+        s = self.state
+        cache = self.cache
+        decode_at = self.decode_at
+        op: Op | None = None
+        try:
+            while n < budget:
+                op = cache.get(pc) or decode_at(pc)
+                pc = op(s)
+                n += 1
+        except Exception as exc:  # noqa: BLE001 - routed below, unknown ones re-raised
+            self._route(exc, op, pc, n)
+        return pc, n
+
+    def _run_debug(self, pc: int, n: int, budget: int) -> tuple[int, int]:
+        """One instruction at a time with the architectural debug checks (Arm ARM D2.7-D2.12):
+        a pending software step, then breakpoints, then the instruction (watchpoints are
+        checked by the memory accessors); PSTATE.SS is cleared when an instruction completes."""
+        s = self.state
+        op: Op | None = None
+        try:
+            while n < budget:
+                op = None
+                if debug_exceptions_enabled(s):
+                    mdscr = s.sr.get(MDSCR_EL1, 0)
+                    if mdscr & MDSCR_EL1_SS and not s.ss:
+                        pc = self._debug_exception(SOFTWARE_STEP, pc, 0)
+                        n += 1
+                        continue
+                    if mdscr & MDSCR_EL1_MDE and breakpoint_hit(s, pc):
+                        pc = self._debug_exception(BREAKPOINT, pc, 0)
+                        n += 1
+                        continue
+                op = self.cache.get(pc) or self.decode_at(pc)
+                stepping = bool(s.ss) and step_active(s)
+                s.exception_taken = False
+                pc = op(s)
+                n += 1
+                if not getattr(op, "is_eret", False):
+                    if stepping and not s.exception_taken:
+                        self.step_isv = True
+                        self.step_ex = bool(getattr(op, "is_load_exclusive", False))
+                    else:
+                        self.step_isv = False
+                    s.ss = 0
+                else:
+                    self.step_isv = False
+        except Exception as exc:  # noqa: BLE001 - routed below, unknown ones re-raised
+            self._route(exc, op, pc, n)
+        return pc, n
+
+    def _debug_exception(self, kind: int, pc: int, iss_extra: int, far: int | None = None) -> int:
+        """Take a breakpoint/step/watchpoint exception: to EL2 when MDCR_EL2.TDE routes debug
+        there (raises), else to EL1 (returns the vector)."""
+        s = self.state
+        iss = ESR_ELx_FSC_DEBUG | iss_extra
+        if kind == SOFTWARE_STEP:
+            if self.step_isv:
+                iss |= ESR_ELx_SS_ISV | (ESR_ELx_SS_EX if self.step_ex else 0)
+            self.step_isv = False
+        if s.mdcr_el2 & MDCR_EL2_TDE:
+            raise TrapToEL2(esr(kind, iss), far=far or 0)
+        ec = kind if s.el == 0 else kind + 1  # the "current EL" class is the next one
+        return take_exception(s, ec, iss, pc, far=far)
+
+    def _watch(self, va: int, size: int, is_write: bool) -> None:
+        s = self.state
+        if (s.sr.get(MDSCR_EL1, 0) & MDSCR_EL1_MDE and debug_exceptions_enabled(s)
+                and watchpoint_hit(s, va, size, is_write)):
+            raise WatchpointHit(va, is_write)
+
+    def _route(self, exc: Exception, op: Op | None, pc: int, n: int) -> None:
+        """Turn an exception raised inside an instruction into the architectural outcome:
+        raise _Stopped for a stop to EL2/WFI, _Continue to go on at an EL1 vector."""
+        s = self.state
+        if isinstance(exc, TrapToEL2):
+            elr = pc if exc.return_pc is None else exc.return_pc
+            s.pc = elr
+            raise _Stopped(HypTrap(exc.esr, exc.far, exc.hpfar, elr), n + 1) from None
+        if isinstance(exc, DataAbort):
+            stop = self._data_abort(exc, op, pc)
+        elif isinstance(exc, InstructionAbort):
+            stop = self._instruction_abort(exc, pc)
+        elif isinstance(exc, WatchpointHit):
+            wnr = ESR_ELx_WNR if exc.is_write else 0
+            try:
+                stop = self._debug_exception(WATCHPOINT, pc, wnr, far=exc.va)
+            except TrapToEL2 as trap:
+                s.pc = pc
+                stop = HypTrap(trap.esr, trap.far, 0, pc)
+        elif isinstance(exc, PCAlignmentFault):
+            stop = take_exception(s, ESR_ELx_EC_PC_ALIGN, 0, pc, far=pc)
+        elif isinstance(exc, WaitForInterruptSignal):
+            s.pc = exc.next_pc
+            raise _Stopped(WaitForInterrupt(), n + 1) from None
+        elif isinstance(exc, ReselectLoop):
+            stop = pc + 4
+        elif isinstance(exc, UnsupportedFeature):
+            s.pc = pc
+            self._n = n
+            raise exc
+        else:
+            s.pc = pc
+            raise exc
+        if isinstance(stop, HypTrap):
+            raise _Stopped(stop, n + 1) from None
+        raise _Continue(stop, n + 1) from None
 
     def _data_abort(self, abort: DataAbort, op: Op | None, pc: int) -> HypTrap | int:
         s = self.state

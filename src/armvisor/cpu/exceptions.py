@@ -51,6 +51,7 @@ def take_exception(s: CpuState, ec: int, iss: int, preferred_return: int,
     s.ss = 0
     s.il = 0
     s.exclusive = None  # ClearExclusiveLocal on exception entry
+    s.exception_taken = True
     s.set_el_spsel(1, 1)
     return vector
 

@@ -33,7 +33,7 @@ class CpuState:
 
     __slots__ = (
         "x", "sp", "banked_sp", "pc", "nzcv", "daif", "el", "spsel", "ss", "il", "pan",
-        "sr", "hcr_el2", "mdcr_el2", "exclusive", "event_register",
+        "sr", "hcr_el2", "mdcr_el2", "exclusive", "event_register", "exception_taken",
     )
 
     def __init__(self) -> None:
@@ -55,6 +55,8 @@ class CpuState:
         # Local exclusive monitor: (physical address, size) while in the Exclusive Access state.
         self.exclusive: tuple[int, int] | None = None
         self.event_register = 0
+        # Set by every exception entry; the debug loop uses it for the step syndrome's ISV.
+        self.exception_taken = False
 
     # -- stack pointers (Arm ARM D1.6.2) -------------------------------------------------------
     def sp_index(self) -> int:

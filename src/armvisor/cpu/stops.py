@@ -89,3 +89,17 @@ class WaitForInterruptSignal(Exception):
     def __init__(self, next_pc: int):
         super().__init__(next_pc)
         self.next_pc = next_pc
+
+
+class WatchpointHit(Exception):
+    """A data access matched a watchpoint (raised before the access is performed)."""
+
+    def __init__(self, va: int, is_write: bool):
+        super().__init__(va)
+        self.va = va
+        self.is_write = is_write
+
+
+class ReselectLoop(Exception):
+    """Raised by an MSR that completed and changed what the executor must check (debug
+    registers, MDSCR_EL1, the OS Lock): execution continues at the next instruction."""
