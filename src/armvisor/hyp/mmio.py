@@ -83,7 +83,7 @@ def io_mem_abort(vcpu: "Vcpu", trap: "HypTrap", ipa: int) -> int:
 def kvm_handle_mmio_return(vcpu: "Vcpu") -> None:
     """Complete the access userspace answered: once only (``mmio_needed``), re-deriving size,
     register and extension from the saved syndrome, then skip the instruction."""
-    if not vcpu.mmio_needed or vcpu.pending_exception:
+    if not vcpu.mmio_needed:  # completed already, or answered with an injected abort
         return
     vcpu.mmio_needed = False
     esr = vcpu.mmio_esr

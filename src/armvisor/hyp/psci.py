@@ -118,7 +118,7 @@ def _cpu_off(vcpu: "Vcpu") -> tuple[int, int]:
 def _cpu_on(vcpu: "Vcpu") -> tuple[int, int]:
     target_mpidr = _arg(vcpu, 1) & MPIDR_HWID_BITMASK
     target = vcpu.vm.vcpu_by_mpidr(target_mpidr)
-    if target is None or target is vcpu:
+    if target is None:
         return PSCI_RET_INVALID_PARAMS, RESUME
     if not target.powered_off:
         return (PSCI_RET_ALREADY_ON if vcpu.psci_version != 0 else PSCI_RET_INVALID_PARAMS), RESUME

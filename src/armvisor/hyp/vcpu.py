@@ -17,6 +17,7 @@ from armvisor.hyp.adjust_pc import kvm_skip_instr
 from armvisor.hyp.debug import MDCR_EL2_TDOSA, MDCR_EL2_TDRA, GuestDebug
 from armvisor.hyp.errors import KvmError, einval, enoent
 from armvisor.hyp.handle_exit import handle_trap_exceptions
+from armvisor.hyp.inject import kvm_inject_abt
 from armvisor.hyp.mmio import kvm_handle_mmio_return
 from armvisor.hyp.psci import PSCI_VERSION_0_2, PSCI_VERSION_1_0, PSCI_VERSION_1_1
 from armvisor.hyp.run_record import KvmRun
@@ -57,8 +58,8 @@ class Vcpu:
         self.powered_off = False
         self.mmio_needed = False
         self.mmio_esr = 0
-        self.pending_exception = False
         self.trap_esr = 0
+        self.fault_far = 0
         self.fp_regs = [0] * 32
         self.fpsr = 0
         self.fpcr = 0
@@ -96,7 +97,6 @@ class Vcpu:
         s.hcr_el2 = HCR_GUEST_FLAGS
         s.mdcr_el2 = MDCR_GUEST_FLAGS
         self.mmio_needed = False
-        self.pending_exception = False
         self.fp_regs = [0] * 32
         self.fpsr = self.fpcr = 0
         self.spsr_aarch32 = [0] * 4
@@ -170,6 +170,7 @@ class Vcpu:
                 continue
             assert isinstance(stop, HypTrap)
             self.trap_esr = stop.esr
+            self.fault_far = stop.far
             if trace is not None:
                 trace("kvm_exit", self, stop)
             ret = handle_trap_exceptions(self, stop)
@@ -214,6 +215,7 @@ class Vcpu:
         run.exit_reason = U.KVM_EXIT_DEBUG
         run.debug.arch.hsr = ESR_ELx_EC_SOFTSTP_LOW << ESR_ELx_EC_SHIFT
         run.debug.arch.hsr_high = 0
+        self.debug.softstep_reported()  # v4.15 re-armed PSTATE.SS on every entry
         return True
 
     def guest_pstate(self) -> int:
@@ -226,6 +228,16 @@ class Vcpu:
 
     def stat_sysreg(self, enc: int) -> None:
         self.stat["sysreg_traps"] += 1
+
+    # -- KVM_SET_VCPU_EVENTS ------------------------------------------------------------------
+    def set_vcpu_events(self, *, ext_dabt_pending: bool = False, serror_pending: bool = False) -> None:
+        """KVM_SET_VCPU_EVENTS (arm64): ``ext_dabt_pending`` answers the last MMIO/NISV exit with
+        a synchronous external abort at its address instead of completing it."""
+        if serror_pending:
+            raise einval("SError injection is not implemented")
+        if ext_dabt_pending:
+            kvm_inject_abt(self.cpu.state, False, self.fault_far, il=bool(self.trap_esr & ESR_ELx_IL))
+            self.mmio_needed = False
 
     # -- KVM_SET_GUEST_DEBUG -----------------------------------------------------------------
     def set_guest_debug(self, control: int, arch: object | None = None) -> None:
