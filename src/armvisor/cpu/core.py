@@ -16,6 +16,7 @@ from armvisor.arch.esr import (
     ESR_ELx_EC_DABT_LOW,
     ESR_ELx_EC_IABT_CUR,
     ESR_ELx_EC_IABT_LOW,
+    ESR_ELx_EC_ILL,
     ESR_ELx_EC_PC_ALIGN,
     ESR_ELx_EC_BREAKPT_LOW,
     ESR_ELx_EC_SOFTSTP_LOW,
@@ -40,7 +41,7 @@ from armvisor.cpu.debug import (
     watchpoint_hit,
 )
 from armvisor.cpu.decoder import DecodeTable, Op
-from armvisor.cpu.exceptions import take_exception
+from armvisor.cpu.exceptions import IllegalExecutionState, take_exception
 from armvisor.cpu.memory import PAGE_SHIFT, PhysicalMemory
 from armvisor.cpu.state import CpuState
 from armvisor.cpu.stops import (
@@ -189,6 +190,7 @@ class Cpu:
         self.step_isv = False
         self.step_ex = False
         s = self.state
+        s.mdscr_sync = s.sr.get(MDSCR_EL1, 0)  # the entry from EL2 synchronizes context
         pc = s.pc
         n = 0
         while True:
@@ -238,7 +240,7 @@ class Cpu:
             while n < budget:
                 op = None
                 if debug_exceptions_enabled(s):
-                    mdscr = s.sr.get(MDSCR_EL1, 0)
+                    mdscr = s.mdscr_sync
                     if mdscr & MDSCR_EL1_SS and not s.ss:
                         pc = self._debug_exception(SOFTWARE_STEP, pc, 0)
                         n += 1
@@ -281,7 +283,7 @@ class Cpu:
 
     def _watch(self, va: int, size: int, is_write: bool) -> None:
         s = self.state
-        if (s.sr.get(MDSCR_EL1, 0) & MDSCR_EL1_MDE and debug_exceptions_enabled(s)
+        if (s.mdscr_sync & MDSCR_EL1_MDE and debug_exceptions_enabled(s)
                 and watchpoint_hit(s, va, size, is_write)):
             raise WatchpointHit(va, is_write)
 
@@ -309,6 +311,8 @@ class Cpu:
         elif isinstance(exc, WaitForInterruptSignal):
             s.pc = exc.next_pc
             raise _Stopped(WaitForInterrupt(), n + 1) from None
+        elif isinstance(exc, IllegalExecutionState):
+            stop = self._illegal_execution_state(exc.target)
         elif isinstance(exc, ReselectLoop):
             stop = pc + 4
         elif isinstance(exc, UnsupportedFeature):
@@ -321,6 +325,18 @@ class Cpu:
         if isinstance(stop, HypTrap):
             raise _Stopped(stop, n + 1) from None
         raise _Continue(stop, n + 1) from None
+
+    def _illegal_execution_state(self, target: int) -> HypTrap | int:
+        """The instruction at ``target`` runs with PSTATE.IL=1: a PC alignment fault or an
+        Instruction Abort of its fetch, else the Illegal Execution state exception (EC 0x0E)."""
+        s = self.state
+        if target & 3:
+            return take_exception(s, ESR_ELx_EC_PC_ALIGN, 0, target, far=target)
+        try:
+            self.access.fetch(target)
+        except InstructionAbort as abort:
+            return self._instruction_abort(abort, target)
+        return take_exception(s, ESR_ELx_EC_ILL, 0, target)
 
     def _data_abort(self, abort: DataAbort, op: Op | None, pc: int) -> HypTrap | int:
         s = self.state

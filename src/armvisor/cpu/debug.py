@@ -1,5 +1,9 @@
 """Self-hosted debug (Arm ARM D2): software step, breakpoints and watchpoints of one PE.
 
+The debug logic reads MDSCR_EL1 through ``CpuState.mdscr_sync``, the value as of the last
+context synchronization event: a direct write is not guaranteed visible to it earlier, and
+real PEs (and KVM's debug-exceptions selftest) start stepping only after the ISB.
+
 These checks run only in the executor's debug loop, which the CPU selects while
 :func:`debug_features_possible` holds, so ordinary execution pays nothing for them.
 
@@ -41,26 +45,30 @@ BT_LINKED_CONTEXTIDR = 0b0011
 _VA_COMPARE_MASK = ((1 << 49) - 1) & ~3  # compare VA bits [48:2]
 
 
+def debug_exceptions_enabled_at(s: CpuState, el: int, d_masked: bool) -> bool:
+    """AArch64.GenerateDebugExceptionsFrom(el, non-secure, PSTATE.D = d_masked)."""
+    if s.sr.get(OSLSR_EL1, 0) & OSLSR_EL1_OSLK:
+        return False
+    if s.mdcr_el2 & MDCR_EL2_TDE or el == 0:
+        return True
+    return bool(s.mdscr_sync & MDSCR_EL1_KDE) and not d_masked
+
+
 def debug_exceptions_enabled(s: CpuState) -> bool:
     """Whether breakpoint/watchpoint/step exceptions can be generated at the current EL."""
-    sr = s.sr
-    if sr.get(OSLSR_EL1, 0) & OSLSR_EL1_OSLK:
-        return False
-    if s.mdcr_el2 & MDCR_EL2_TDE or s.el == 0:
-        return True
-    return bool(sr.get(MDSCR_EL1, 0) & MDSCR_EL1_KDE) and not s.daif & PSR_D_BIT
+    return debug_exceptions_enabled_at(s, s.el, bool(s.daif & PSR_D_BIT))
 
 
 def step_active(s: CpuState) -> bool:
     """Software step is active (not inactive): MDSCR_EL1.SS and debug enabled here."""
-    return bool(s.sr.get(MDSCR_EL1, 0) & MDSCR_EL1_SS) and debug_exceptions_enabled(s)
+    return bool(s.mdscr_sync & MDSCR_EL1_SS) and debug_exceptions_enabled(s)
 
 
 def debug_features_possible(s: CpuState) -> bool:
     """Whether the executor must run its debug loop: stepping, or any breakpoint/watchpoint
     enabled while MDSCR_EL1.MDE is set."""
     sr = s.sr
-    mdscr = sr.get(MDSCR_EL1, 0)
+    mdscr = sr.get(MDSCR_EL1, 0) | s.mdscr_sync
     if mdscr & MDSCR_EL1_SS:
         return True
     if not mdscr & MDSCR_EL1_MDE:

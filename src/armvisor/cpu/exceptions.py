@@ -6,6 +6,7 @@ from __future__ import annotations
 from armvisor.arch.esr import esr
 from armvisor.arch.pstate import PSR_DAIF_MASK, PSR_IL_BIT, PSR_MODE32_BIT, PSR_SS_BIT
 from armvisor.arch.sysregs import ELR_EL1, ESR_EL1, FAR_EL1, MDSCR_EL1, SPSR_EL1, VBAR_EL1
+from armvisor.cpu.debug import MDSCR_EL1_SS, debug_exceptions_enabled_at
 from armvisor.cpu.state import MASK64, CpuState
 
 # Vector offsets (Arm ARM D1.10.2, Table D1-7).
@@ -17,9 +18,6 @@ VECTOR_CURRENT_SP0 = 0x000
 VECTOR_CURRENT_SPX = 0x200
 VECTOR_LOWER_A64 = 0x400
 
-MDSCR_EL1_SS = 1 << 0
-MDSCR_EL1_KDE = 1 << 13
-MDSCR_EL1_MDE = 1 << 15
 
 
 def vector_base_offset(s: CpuState) -> int:
@@ -52,17 +50,9 @@ def take_exception(s: CpuState, ec: int, iss: int, preferred_return: int,
     s.il = 0
     s.exclusive = None  # ClearExclusiveLocal on exception entry
     s.exception_taken = True
+    s.mdscr_sync = sr.get(MDSCR_EL1, 0)  # exception entry is a context synchronization event
     s.set_el_spsel(1, 1)
     return vector
-
-
-def debug_exceptions_enabled_at(s: CpuState, el: int, d_masked: bool) -> bool:
-    """AArch64.GenerateDebugExceptionsFrom(el, secure=False, mask) with debug target EL1."""
-    if s.mdcr_el2 & (1 << 8):  # TDE: the debug target is EL2, always enabled from EL0/EL1
-        return True
-    if el == 0:
-        return True
-    return bool(s.sr.get(MDSCR_EL1, 0) & MDSCR_EL1_KDE) and not d_masked
 
 
 def exception_return(s: CpuState) -> int:
@@ -75,12 +65,13 @@ def exception_return(s: CpuState) -> int:
     spsr = sr.get(SPSR_EL1, 0)
     target = sr.get(ELR_EL1, 0)
     s.exclusive = None
+    s.mdscr_sync = sr.get(MDSCR_EL1, 0)  # exception return is a context synchronization event
     mode_el = (spsr >> 2) & 3
     illegal = bool(spsr & PSR_MODE32_BIT) or mode_el > 1 or (mode_el == 0 and spsr & 1) or bool(spsr & 2)
     # DebugExceptionReturnSS: SS survives only if stepping is enabled at the destination and
     # disabled where the ERET executes (Arm ARM D2.12.5).
     ss = 0
-    if spsr & PSR_SS_BIT and s.sr.get(MDSCR_EL1, 0) & MDSCR_EL1_SS:
+    if spsr & PSR_SS_BIT and s.mdscr_sync & MDSCR_EL1_SS:
         dest_el = s.el if illegal else mode_el
         dest_d = bool(spsr & (1 << 9))
         here = debug_exceptions_enabled_at(s, s.el, bool(s.daif & (1 << 9)))
@@ -98,3 +89,14 @@ def exception_return(s: CpuState) -> int:
         s.ss = ss
     # A misaligned ELR is kept: the PC alignment fault comes from the next fetch.
     return target & MASK64
+
+
+class IllegalExecutionState(Exception):
+    """Raised by an ERET that leaves PSTATE.IL set: the instruction at ``target`` takes the
+    Illegal Execution state exception (EC 0x0E) instead of executing, unless fetching it
+    faults first (Arm ARM D1.4.4, exception priority: PC alignment and Instruction Abort come
+    before Illegal Execution state). The executor carries it out."""
+
+    def __init__(self, target: int):
+        super().__init__(target)
+        self.target = target

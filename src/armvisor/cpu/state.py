@@ -34,6 +34,7 @@ class CpuState:
     __slots__ = (
         "x", "sp", "banked_sp", "pc", "nzcv", "daif", "el", "spsel", "ss", "il", "pan",
         "sr", "hcr_el2", "mdcr_el2", "exclusive", "event_register", "exception_taken",
+        "mdscr_sync",
     )
 
     def __init__(self) -> None:
@@ -57,6 +58,9 @@ class CpuState:
         self.event_register = 0
         # Set by every exception entry; the debug loop uses it for the step syndrome's ISV.
         self.exception_taken = False
+        # MDSCR_EL1 as the debug logic sees it: a direct write becomes visible to it only at
+        # the next context synchronization event (ISB, exception entry or return).
+        self.mdscr_sync = 0
 
     # -- stack pointers (Arm ARM D1.6.2) -------------------------------------------------------
     def sp_index(self) -> int:
