@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from armvisor.arch.esr import ESR_ELx_EC_SHIFT, ESR_ELx_EC_SOFTSTP_LOW, ESR_ELx_IL
 from armvisor.arch.pstate import PSR_MODE32_BIT, PSR_MODE_EL0t, PSR_MODE_EL1h, PSR_MODE_EL1t, PSR_MODE_MASK
-from armvisor.arch.sysregs import ELR_EL1, MPIDR_EL1, SPSR_EL1, SYSREGS
+from armvisor.arch.sysregs import ELR_EL1, MPIDR_EL1, OSLSR_EL1, SPSR_EL1, SYSREGS
 from armvisor.cpu import Budget, Cpu, HypTrap, WaitForInterrupt
 from armvisor.hyp import uapi as U
 from armvisor.hyp.adjust_pc import kvm_skip_instr
@@ -39,6 +39,7 @@ HCR_RW = 1 << 31
 HCR_GUEST_FLAGS = HCR_TWI | HCR_TWE | HCR_TID1 | HCR_TID3 | HCR_TSC | HCR_TACR | HCR_TSW | HCR_RW
 MDCR_GUEST_FLAGS = MDCR_EL2_TDOSA | MDCR_EL2_TDRA
 
+OSLSR_EL1_OSLM_IMPLEMENTED = 0x8
 RUN_CHUNK = 20_000  # instructions between checks of the run's bounds
 SUPPORTED_FEATURES = {U.KVM_ARM_VCPU_POWER_OFF, U.KVM_ARM_VCPU_PSCI_0_2}
 VALID_PSTATE_MODES = {PSR_MODE_EL0t, PSR_MODE_EL1t, PSR_MODE_EL1h}
@@ -94,6 +95,7 @@ class Vcpu:
         self.cpu.reset()
         s = self.cpu.state
         s.sr[MPIDR_EL1] = self.mpidr
+        s.sr[OSLSR_EL1] = OSLSR_EL1_OSLM_IMPLEMENTED  # KVM resets the OS Lock unlocked
         s.hcr_el2 = HCR_GUEST_FLAGS
         s.mdcr_el2 = MDCR_GUEST_FLAGS
         self.mmio_needed = False

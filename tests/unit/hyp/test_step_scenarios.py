@@ -222,3 +222,24 @@ def test_legacy_and_modern_give_the_same_sequence() -> None:
         traces.append(trace)
     assert traces[0] == traces[1]
     assert len(traces[0]) == 9
+
+
+def test_exclusive_loop_cannot_be_stepped() -> None:
+    """Each step is an exit and a return to the guest, which clears the exclusive monitor, so
+    a stepped LDXR/STXR loop never succeeds; the step after LDXR says so (ISV=1, EX=1)."""
+    src = ("adr x1, var\n 1: ldxr x0, [x1]\n add x0, x0, #1\n stxr w2, x0, [x1]\n cbnz w2, 1b\n"
+           "brk #0\n .balign 8\nvar: .quad 0\n")
+    _, vcpu = stepping(src)
+    step(vcpu)
+    for _ in range(5):
+        run = step(vcpu)
+        assert pc(vcpu) == RAM + 8 and run.debug.arch.hsr == HSR_STEP_RAN | (1 << 6)
+        step(vcpu)
+        step(vcpu)
+        assert x(vcpu, 2) == 1  # store-exclusive failed
+        step(vcpu)
+        assert pc(vcpu) == RAM + 4
+    # Without stepping the same loop completes.
+    vcpu.set_guest_debug(K.KVM_GUESTDBG_ENABLE)
+    run = vcpu.run(max_insns=1000)
+    assert ec(run) == 0x3C and x(vcpu, 2) == 0

@@ -1,0 +1,242 @@
+"""What the load/store modules share: addressing, transfers and the data-abort syndrome.
+
+An op of this group is split in two closures, both built at decode time:
+
+* the *addressing* op (:func:`addressed`, :func:`register_offset`, :func:`literal`) reads the
+  base register, checks SP alignment when the base is SP, computes the address and does the
+  writeback of the pre-/post-indexed forms -- after the transfer, so a fault leaves the base
+  untouched;
+* the *transfer* ``xfer(s, address)`` does the memory accesses and writes the registers
+  (:func:`load`, :func:`store` here; pairs, exclusives and atomics in their modules).  Every
+  access that can fault happens before the first register write, so ops are precise.
+
+With the MMU off (the only regime :mod:`armvisor.cpu.access` implements) all data accesses are
+to Device memory and every unaligned access takes an alignment fault from the accessors, which
+also covers the natural-alignment rule of acquire/release, exclusive and atomic instructions.
+Data is little-endian: SCTLR_EL1.EE/E0E are not looked at (big-endian data is not implemented).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from armvisor.arch.esr import dabt_iss_access
+from armvisor.cpu.access import MemoryAccess, Reader, Writer
+from armvisor.cpu.decoder import Op
+from armvisor.cpu.sp_alignment import sp_checked
+from armvisor.cpu.state import MASK64, ZR_WRITE, CpuState
+
+if TYPE_CHECKING:
+    from armvisor.cpu.core import Cpu
+
+Xfer = Callable[[CpuState, int], None]
+Regs = list[int]
+
+SP = 31  # register field value naming SP when it is a base register
+
+
+class Index(Enum):
+    """Addressing modes with an immediate offset (Arm ARM "Load/Store addressing modes")."""
+
+    OFFSET = "offset"  # [Xn|SP, #imm]
+    PRE = "pre"  # [Xn|SP, #imm]!
+    POST = "post"  # [Xn|SP], #imm
+
+
+def wreg(r: int) -> int:
+    """Index in ``CpuState.x`` for writing register field ``r`` (31 = XZR/WZR)."""
+    return ZR_WRITE if r == 31 else r
+
+
+def with_syndrome(op: Op, size_log2: int, sign_extend: bool, rt: int, sf: bool,
+                  acq_rel: bool = False) -> Op:
+    """Give ``op`` the ISV=1 instruction syndrome of a single-register access without writeback
+    (ESR_ELx ISS for a Data Abort: SAS, SSE, SRT, SF, AR), used for stage-2 aborts."""
+    op.dabt_iss = dabt_iss_access(size_log2, sign_extend, rt, sf, acq_rel)  # type: ignore[attr-defined]
+    return op
+
+
+# -- transfers of one general-purpose register --------------------------------------------------
+
+def load(X: Regs, t: int, rd: Reader, sign_bit: int = 0, mask: int = MASK64) -> Xfer:
+    """Load into Rt, zero-extended, or sign-extended from ``sign_bit`` and cut to ``mask``."""
+    t = wreg(t)
+    if not sign_bit:
+        def load_zero(s: CpuState, a: int) -> None:
+            X[t] = rd(a)
+
+        return load_zero
+
+    def load_signed(s: CpuState, a: int) -> None:
+        X[t] = ((rd(a) ^ sign_bit) - sign_bit) & mask
+
+    return load_signed
+
+
+def store(X: Regs, t: int, wr: Writer) -> Xfer:
+    """Store Rt (the writer keeps the low bytes of the access size)."""
+
+    def store_reg(s: CpuState, a: int) -> None:
+        wr(a, X[t])
+
+    return store_reg
+
+
+# -- addressing ---------------------------------------------------------------------------------
+
+def _offset_x(X: Regs, n: int, imm: int, xfer: Xfer, nxt: int) -> Op:
+    def offset_x(s: CpuState) -> int:
+        xfer(s, (X[n] + imm) & MASK64)
+        return nxt
+
+    return offset_x
+
+
+def _offset_sp(X: Regs, n: int, imm: int, xfer: Xfer, nxt: int) -> Op:
+    def offset_sp(s: CpuState) -> int:
+        xfer(s, (s.sp + imm) & MASK64)
+        return nxt
+
+    return offset_sp
+
+
+def _pre_x(X: Regs, n: int, imm: int, xfer: Xfer, nxt: int) -> Op:
+    def pre_x(s: CpuState) -> int:
+        a = (X[n] + imm) & MASK64
+        xfer(s, a)
+        X[n] = a
+        return nxt
+
+    return pre_x
+
+
+def _pre_sp(X: Regs, n: int, imm: int, xfer: Xfer, nxt: int) -> Op:
+    def pre_sp(s: CpuState) -> int:
+        a = (s.sp + imm) & MASK64
+        xfer(s, a)
+        s.sp = a
+        return nxt
+
+    return pre_sp
+
+
+def _post_x(X: Regs, n: int, imm: int, xfer: Xfer, nxt: int) -> Op:
+    def post_x(s: CpuState) -> int:
+        a = X[n]
+        xfer(s, a)
+        X[n] = (a + imm) & MASK64
+        return nxt
+
+    return post_x
+
+
+def _post_sp(X: Regs, n: int, imm: int, xfer: Xfer, nxt: int) -> Op:
+    def post_sp(s: CpuState) -> int:
+        a = s.sp
+        xfer(s, a)
+        s.sp = (a + imm) & MASK64
+        return nxt
+
+    return post_sp
+
+
+_ADDRESSING = {
+    (Index.OFFSET, False): _offset_x, (Index.OFFSET, True): _offset_sp,
+    (Index.PRE, False): _pre_x, (Index.PRE, True): _pre_sp,
+    (Index.POST, False): _post_x, (Index.POST, True): _post_sp,
+}
+
+
+def addressed(cpu: "Cpu", pc: int, n: int, imm: int, index: Index, xfer: Xfer) -> Op:
+    """The op of an access at [Xn|SP] with an immediate offset, in ``index`` mode; with SP as
+    base it first checks SP alignment (:func:`~armvisor.cpu.sp_alignment.sp_checked`).
+
+    A load with writeback and Rn == Rt is CONSTRAINED UNPREDICTABLE (Unpredictable_WBOVERLAPLD);
+    like QEMU we take Constraint_UNKNOWN, the base ending up with the written-back address.
+    A store with writeback and Rn == Rt stores the original Rt (Constraint_NONE, as QEMU).
+    """
+    op = _ADDRESSING[index, n == SP](cpu.state.x, n, imm, xfer, pc + 4)
+    return sp_checked(op, pc) if n == SP else op
+
+
+# Register-offset extends (Arm ARM C6.2 "ExtendReg"): option -> (mask, sign bit) of Rm.
+_EXTENDS = {0b010: (0xFFFF_FFFF, 0), 0b011: (MASK64, 0), 0b110: (0xFFFF_FFFF, 1 << 31),
+            0b111: (MASK64, 0)}
+
+
+def register_offset(cpu: "Cpu", pc: int, n: int, m: int, option: int, shift: int,
+                    xfer: Xfer) -> Op | None:
+    """The op of an access at [Xn|SP, (W|X)m{, extend {#shift}}]; None if ``option`` is
+    reserved (option<1> == 0: UNDEFINED). SXTX equals LSL modulo 2**64."""
+    if option not in _EXTENDS:
+        return None
+    emask, esign = _EXTENDS[option]
+    X = cpu.state.x
+    nxt = pc + 4
+
+    if n != SP:
+        def reg_x(s: CpuState) -> int:
+            xfer(s, (X[n] + ((((X[m] & emask) ^ esign) - esign) << shift)) & MASK64)
+            return nxt
+
+        return reg_x
+
+    def reg_sp(s: CpuState) -> int:
+        xfer(s, (s.sp + ((((X[m] & emask) ^ esign) - esign) << shift)) & MASK64)
+        return nxt
+
+    return sp_checked(reg_sp, pc)
+
+
+def literal(pc: int, offset: int, xfer: Xfer) -> Op:
+    """The op of a PC-relative (literal) access; the address is a decode-time constant."""
+    address, nxt = (pc + offset) & MASK64, pc + 4
+
+    def literal_op(s: CpuState) -> int:
+        xfer(s, address)
+        return nxt
+
+    return literal_op
+
+
+def nop(pc: int) -> Op:
+    """PRFM and PRFUM: prefetch hints, no architectural effect here (and, as the pseudocode
+    says for prefetches, no SP alignment check)."""
+    nxt = pc + 4
+
+    def prefetch(s: CpuState) -> int:
+        return nxt
+
+    return prefetch
+
+
+# -- single-copy-atomic accesses of up to 16 bytes (exclusive pairs, CASP) -----------------------
+
+def reader(access: MemoryAccess, nbytes: int) -> Reader:
+    """The reader of an ``nbytes`` access; 16 bytes are two 8-byte loads after the 16-byte
+    alignment check (both halves then lie in one page, so the second cannot fault alone)."""
+    if nbytes < 16:
+        return access.read[nbytes]
+    rd8, translate = access.read[8], access.translate_data
+
+    def read16(a: int) -> int:
+        translate(a, 16, False)
+        return rd8(a) | rd8(a + 8) << 64
+
+    return read16
+
+
+def writer(access: MemoryAccess, nbytes: int) -> Writer:
+    """The writer of an ``nbytes`` access, 16 bytes as for :func:`reader`."""
+    if nbytes < 16:
+        return access.write[nbytes]
+    wr8, translate = access.write[8], access.translate_data
+
+    def write16(a: int, value: int) -> None:
+        translate(a, 16, True)
+        wr8(a, value)
+        wr8(a + 8, value >> 64)
+
+    return write16
