@@ -70,6 +70,17 @@ GUEST = r"""
     mov x0, #\n
     bl record_mark
     .endm
+    .macro log_entry                   // append (x10, x11, x12) to the log; uses x9, x13, x14
+    adr x9, log_idx
+    ldr x13, [x9]
+    add x14, x13, #1
+    str x14, [x9]
+    adr x9, log
+    mov x14, #24
+    madd x9, x13, x14, x9
+    stp x10, x11, [x9]
+    str x12, [x9, #16]
+    .endm
     .macro install_ctx_bp
     ldr x0, =0xabcdef
     msr dbgbvr4_el1, x0
@@ -161,36 +172,20 @@ ctx_wp_store: strb w0, [x1]
     hvc #0
 
 record_mark:                           // log (0xFF, n, 0)
-    adr x9, log_idx
-    ldr x10, [x9]
-    add x11, x10, #1
-    str x11, [x9]
-    adr x9, log
-    mov x11, #24
-    madd x9, x10, x11, x9
-    mov x11, #0xff
-    str x11, [x9]
-    str x0, [x9, #8]
-    str xzr, [x9, #16]
+    mov x10, #0xff
+    mov x11, x0
+    mov x12, xzr
+    log_entry
     ret
 
 handler:
-    adr x9, log_idx
-    ldr x10, [x9]
-    add x11, x10, #1
-    str x11, [x9]
-    adr x9, log
-    mov x11, #24
-    madd x9, x10, x11, x9
     mrs x10, esr_el1
     lsr x10, x10, #26
-    str x10, [x9]
     mrs x11, elr_el1
-    str x11, [x9, #8]
-    mrs x11, far_el1
+    mrs x12, far_el1
     cmp x10, #0x35
-    csel x11, x11, xzr, eq
-    str x11, [x9, #16]
+    csel x12, x12, xzr, eq
+    log_entry
     cmp x10, #0x3c
     b.ne 1f
     mrs x11, elr_el1
