@@ -5,6 +5,7 @@ stderr, documented exit statuses. Where QEMU is installed, the same ELFs run und
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -154,24 +155,65 @@ def test_guest_exception_is_reported_by_its_vectors() -> None:
     assert proc.returncode == 2
 
 
-def test_unknown_mmio_is_a_guest_crash() -> None:
+def test_unassigned_mmio_reads_zero_and_ignores_writes() -> None:
+    """QEMU on KVM: an access no device owns is reported once, then a write is dropped."""
+    proc = armvisor(fault_elf("UNMAPPED_STORE"))
+    assert (proc.returncode, proc.stdout) == (0, b"before\nafter\n")
+    assert one_line(proc.stderr) == "armvisor: unassigned MMIO write at 0x70000000 (len 4)\n"
+
+
+# KVM's inject_abt64 writes EC, IL and FSC 0x10 (synchronous external abort) into ESR_EL1 but not
+# WnR; QEMU's TCG sets WnR for a store. Compare ESRs without it.
+ESR_ELx_WNR = 1 << 6
+EXCEPTION_LINE = re.compile(rb"\*\*\* guest exception: vector (\d+) esr=(0x[0-9a-f]+) elr=(0x[0-9a-f]+) "
+                            rb"far=(0x[0-9a-f]+)")
+
+
+def reported_exception(stdout: bytes) -> tuple[int, int, int, int]:
+    match = EXCEPTION_LINE.search(stdout)
+    assert match is not None, stdout
+    vector, esr, elr, far = (int(field, 0) for field in match.groups())
+    return vector, esr & ~ESR_ELx_WNR, elr, far
+
+
+def test_strict_mmio_injects_external_abort() -> None:
+    """--strict-mmio: a synchronous external abort (DABT_CUR, FSC 0x10) at the store, taken to
+    the guest's current-EL SPx synchronous vector (entry 4), which reports it and resets."""
     elf = fault_elf("UNMAPPED_STORE")
-    proc = armvisor(elf)
-    assert (proc.returncode, proc.stdout) == (3, b"before\n")
-    line = one_line(proc.stderr)
-    assert "guest crash" in line and "0x70000000" in line and f"PC 0x{symbol(elf, 'fault_insn'):x}" in line
+    proc = armvisor("--strict-mmio", elf)
+    assert proc.returncode == 2
+    assert proc.stdout.startswith(b"before\n\n*** guest exception:")
+    assert reported_exception(proc.stdout) == (4, 0x9600_0010, symbol(elf, "fault_insn"), 0x7000_0000)
 
 
 def test_mmio_without_syndrome_is_a_guest_crash() -> None:
     proc = armvisor(fault_elf("NO_SYNDROME"))
     assert (proc.returncode, proc.stdout) == (3, b"before\n")
-    assert "ISV=0" in one_line(proc.stderr)
+    line = one_line(proc.stderr)
+    assert "cannot emulate for MMIO" in line and "ISV=0" in line and "address 0x9000000" in line
 
 
 def test_wfi_without_interrupt_source() -> None:
     proc = armvisor(fault_elf("WFI"))
     assert (proc.returncode, proc.stdout) == (3, b"before\n")
     assert "guest halted in WFI with no interrupt source" in one_line(proc.stderr)
+
+
+def test_all_vcpus_off_is_a_hang() -> None:
+    proc = armvisor(fault_elf("CPU_OFF"))
+    assert (proc.returncode, proc.stdout) == (3, b"before\n")
+    assert "every vcpu is powered off" in one_line(proc.stderr)
+
+
+def test_exception_loop_is_a_guest_crash(tmp_path: Path) -> None:
+    """A raw binary of text: its first word is UNDEFINED, VBAR_EL1 is 0 at reset, and the
+    vector at 0x200 (current EL, SPx) is not memory: the instruction abort recurs forever."""
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not an ELF\n")
+    proc = armvisor(text_file, timeout=60)
+    assert (proc.returncode, proc.stdout) == (3, b"")
+    line = one_line(proc.stderr)
+    assert "exception loop" in line and "ELR_EL1 0x200" in line and "ESR_EL1 0x86000010" in line
 
 
 @pytest.mark.parametrize("limit", [["--max-insns", "20000"], ["--timeout", "0.5"]])
@@ -209,20 +251,25 @@ def elf_with_segment_at(tmp_path: Path, source: Path, paddr: int) -> Path:
     return out
 
 
-@pytest.mark.parametrize("case", ["missing", "text", "host-elf", "outside-ram", "bad-size", "no-file",
-                                  "two-files", "bad-option"])
+@pytest.mark.parametrize("case", ["missing", "empty", "host-elf", "outside-ram", "bad-size", "no-file",
+                                  "two-files", "bad-option", "S-without-gdb", "gdb-with-timeout", "bad-dtb",
+                                  "smp-over-gicv2"])
 def test_bad_input(case: str, tmp_path: Path, hello_elf: Path) -> None:
-    text_file = tmp_path / "notes.txt"
-    text_file.write_text("not an ELF\n")
+    empty_file = tmp_path / "empty.bin"
+    empty_file.write_bytes(b"")
     args = {
         "missing": [tmp_path / "missing.elf"],
-        "text": [text_file],
+        "empty": [empty_file],
         "host-elf": [sys.executable],  # an ELF for the host, not for AArch64
         "outside-ram": [elf_with_segment_at(tmp_path, hello_elf, 0x2000_0000)],
         "bad-size": ["-m", "12Q", hello_elf],
         "no-file": [],
         "two-files": [hello_elf, "-kernel", hello_elf],
         "bad-option": ["--no-such-option", hello_elf],
+        "S-without-gdb": ["-S", hello_elf],
+        "gdb-with-timeout": ["-s", "--timeout", "5", hello_elf],
+        "bad-dtb": ["-dtb", empty_file, hello_elf],
+        "smp-over-gicv2": ["-smp", "9", hello_elf],
     }[case]
     proc = armvisor(*args)
     assert (proc.returncode, proc.stdout) == (1, b"")
@@ -243,23 +290,149 @@ def test_console_script(hello_elf: Path) -> None:
     assert (proc.returncode, proc.stdout) == (0, b"Hello from armvisor!\n")
 
 
+# -- devices, SMP, device tree, tracing -------------------------------------------------------
+# PrimeCell IDs: PeriphID0-3 then PCellID0-3 (0x0d 0xf0 0x05 0xb1, DDI0183 3.3.15), with the part
+# numbers 0x011 / 0x031 and the revision fields QEMU's pl011_id_arm / pl031_id report.
+DEVICES_EXPECTED = b"""pl011 id 0x11 0x10 0x14 0x00 0x0d 0xf0 0x05 0xb1
+pl031 id 0x31 0x10 0x14 0x00 0x0d 0xf0 0x05 0xb1
+pl011 cr 0x300
+pl011 imsc 0x0
+pl011 fr & txfe|rxfe 0x90
+pl011 periphid0 (byte) 0x11
+pl031 pcellid1 (halfword) 0xf0
+pl031 after load 0x1
+"""
+
+
+def split_rtc(stdout: bytes) -> tuple[bytes, int]:
+    """The devices guest's output without its last line, and the RTC seconds it printed."""
+    head, _, last = stdout.rstrip(b"\n").rpartition(b"\n")
+    assert last.startswith(b"rtc "), stdout
+    return head + b"\n", int(last[4:])
+
+
+def test_devices_guest() -> None:
+    """UART reset values (UARTCR 0x300: TXE|RXE, DDI0183 3.3.8; TXFE|RXFE in UARTFR) and the
+    RTC counting host time (PL031 RTCDR, seconds since the epoch as QEMU's virt sets it)."""
+    before = time.time()
+    proc = armvisor(build_guest("devices"))
+    assert proc.returncode == 0, proc.stderr.decode()
+    output, rtc = split_rtc(proc.stdout)
+    assert output == DEVICES_EXPECTED
+    assert int(before) - 1 <= rtc <= time.time() + 1
+
+
+SMP_EXPECTED = (b"hello from cpu 0, mpidr 0x80000000\ncpu_on 0\nhello from cpu 1, mpidr 0x80000001\n"
+                b"cpu 1 is off again; cpu_on twice: -4\n")  # -4: PSCI ALREADY_ON (DEN 0022 5.6.2)
+
+
+def test_two_vcpus_psci_cpu_on() -> None:
+    proc = armvisor("-smp", "2", build_guest("smp"))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, SMP_EXPECTED, b"")
+
+
+def test_cpu_on_without_second_vcpu() -> None:
+    """With one CPU, CPU_ON for MPIDR 1 names no CPU: INVALID_PARAMETERS (-2); the guest then
+    waits forever for the CPU to report, until --timeout."""
+    proc = armvisor("--timeout", "1", build_guest("smp"), timeout=60)
+    assert (proc.returncode, proc.stdout) == (4, b"hello from cpu 0, mpidr 0x80000000\ncpu_on -2\n")
+
+
+def test_dump_dtb_decompiles_cleanly(hello_elf: Path, tmp_path: Path) -> None:
+    dtc = shutil.which("dtc")
+    if dtc is None:
+        pytest.skip("dtc (device-tree-compiler) not installed")
+    blob = tmp_path / "virt.dtb"
+    proc = armvisor("--dump-dtb", blob, "-smp", "2", "-append", "console=ttyAMA0", hello_elf)
+    assert (proc.returncode, proc.stdout) == (0, b"Hello from armvisor!\n")  # then runs as usual
+    dts = run([dtc, "-I", "dtb", "-O", "dts", str(blob)])
+    assert (dts.returncode, dts.stderr) == (0, b"")
+    text = dts.stdout.decode()
+    assert 'bootargs = "console=ttyAMA0";' in text and "cpu@1" in text
+
+
+def test_trace_exits(hello_elf: Path) -> None:
+    """Each character is a UARTFR read then a UARTDR write (uart.c): two MMIO exits."""
+    proc = armvisor("--trace", "exits", hello_elf)
+    assert (proc.returncode, proc.stdout) == (0, b"Hello from armvisor!\n")
+    lines = proc.stderr.decode().splitlines()
+    writes = [line for line in lines if "MMIO" in line and "write len 4 at 0x9000000" in line]
+    reads = [line for line in lines if "MMIO" in line and "read len 4 at 0x9000018" in line]
+    assert len(writes) == len(reads) == len("Hello from armvisor!\n")
+    assert all("EC 0x24 DABT_LOW" in line for line in writes)
+    assert any("SYSTEM_EVENT EC 0x16 HVC64" in line for line in lines)
+
+
+def test_stats(hello_elf: Path) -> None:
+    proc = armvisor("--stats", hello_elf)
+    assert (proc.returncode, proc.stdout) == (0, b"Hello from armvisor!\n")
+    rows = {line.split()[0]: int(line.split()[1]) for line in proc.stderr.decode().splitlines()[2:]}
+    characters = len("Hello from armvisor!\n")
+    assert rows["kvm_exit(DABT_LOW)"] == 2 * characters
+    assert rows["kvm_userspace_exit(MMIO)"] == 2 * characters
+    assert rows["kvm_exit(HVC64)"] == rows["kvm_userspace_exit(SYSTEM_EVENT)"] == 1
+
+
+def test_trace_insn_single_steps(hello_elf: Path) -> None:
+    """Every instruction, from the ELF entry to the HVC of SYSTEM_OFF, disassembled."""
+    proc = armvisor("--trace", "insn", hello_elf)
+    assert (proc.returncode, proc.stdout) == (0, b"Hello from armvisor!\n")
+    lines = proc.stderr.decode().splitlines()
+    with hello_elf.open("rb") as f:
+        entry = ELFFile(f)["e_entry"]
+    assert lines[0].startswith(f"insn vcpu0 0x{entry:016x}: ")
+    assert lines[-1].endswith("hvc #0")
+    assert sum(" str w" in line for line in lines) >= len("Hello from armvisor!\n")
+
+
+def test_serial_file(hello_elf: Path, tmp_path: Path) -> None:
+    out = tmp_path / "uart.txt"
+    proc = armvisor("-serial", f"file:{out}", hello_elf)
+    assert (proc.returncode, proc.stdout) == (0, b"")
+    assert out.read_bytes() == b"Hello from armvisor!\n"
+
+
 # -- the same guests under QEMU --------------------------------------------------------------
+# guest -> (ELF, extra options for both, armvisor's status: 0 SYSTEM_OFF / 2 SYSTEM_RESET from the
+# guest's source). QEMU runs with -no-reboot, so it exits 0 on both.
 QEMU_GUESTS = {
-    "hello": lambda: build_guest("hello"),
-    "example": lambda: Path(run([sys.executable, str(REPO / "examples" / "build.py"), "hello"]).stdout.decode().strip()),
-    "crc_sort": lambda: crc_sort_elf(*CRC_CASES[1]),
-    "intloop": lambda: build_guest("intloop", {"ITERATIONS": 500}),
-    "psci_calls": lambda: build_guest("psci_calls"),
-    "exception": lambda: fault_elf("UNDEFINED"),
+    "hello": lambda: (build_guest("hello"), [], 0),
+    "example": lambda: (Path(run([sys.executable, str(REPO / "examples" / "build.py"), "hello"])
+                             .stdout.decode().strip()), [], 0),
+    "crc_sort": lambda: (crc_sort_elf(*CRC_CASES[1]), [], 0),
+    "intloop": lambda: (build_guest("intloop", {"ITERATIONS": 500}), [], 0),
+    "psci_calls": lambda: (build_guest("psci_calls"), [], 2),
+    "exception": lambda: (fault_elf("UNDEFINED"), [], 2),
+    "smp": lambda: (build_guest("smp"), ["-smp", "2"], 0),
 }
 
 
 @pytest.mark.skipif(QEMU is None, reason="qemu-system-aarch64 not installed")
 @pytest.mark.parametrize("guest", QEMU_GUESTS)
 def test_same_output_as_qemu(guest: str) -> None:
-    elf = QEMU_GUESTS[guest]()
-    qemu = run([*QEMU_VIRT, str(elf)], timeout=60)
+    elf, options, status = QEMU_GUESTS[guest]()
+    qemu = run([*QEMU_VIRT[:-1], *options, "-kernel", str(elf)], timeout=60)
     assert qemu.returncode == 0, qemu.stderr.decode()
-    ours = armvisor(elf)
-    assert ours.returncode in (0, 2), ours.stderr.decode()  # both powered off or reset
+    ours = armvisor(*options, elf)
+    assert ours.returncode == status, ours.stderr.decode()
     assert ours.stdout == qemu.stdout
+
+
+@pytest.mark.skipif(QEMU is None, reason="qemu-system-aarch64 not installed")
+def test_devices_same_as_qemu() -> None:
+    elf = build_guest("devices")
+    qemu = run([*QEMU_VIRT, str(elf)], timeout=60)
+    ours = armvisor(elf)
+    assert (ours.returncode, qemu.returncode) == (0, 0)
+    (ours_out, ours_rtc), (qemu_out, qemu_rtc) = split_rtc(ours.stdout), split_rtc(qemu.stdout)
+    assert ours_out == qemu_out
+    assert abs(ours_rtc - qemu_rtc) <= 120  # both count host time
+
+
+@pytest.mark.skipif(QEMU is None, reason="qemu-system-aarch64 not installed")
+def test_strict_mmio_same_abort_as_qemu_tcg() -> None:
+    elf = fault_elf("UNMAPPED_STORE")
+    qemu = run([*QEMU_VIRT, str(elf)], timeout=60)
+    ours = armvisor("--strict-mmio", elf)
+    assert ours.returncode == 2 and qemu.returncode == 0
+    assert reported_exception(ours.stdout) == reported_exception(qemu.stdout)

@@ -23,6 +23,7 @@ _start:
 // its index to the common reporter.
     .section .text.vectors, "ax"
     .balign 2048
+    .global el1_vectors             // secondary CPUs install it too (smp.c)
 el1_vectors:
     .irp index, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
     .balign 128

@@ -8,6 +8,7 @@
 #define FAULT_UNDEFINED 3      /* UDF: an exception to EL1, reported by crt0's vectors */
 #define FAULT_WFI 4            /* wait for an interrupt that cannot come */
 #define FAULT_SPIN 5           /* loop forever */
+#define FAULT_CPU_OFF 6        /* PSCI CPU_OFF on the only CPU: nothing can power it on again */
 
 #define UNMAPPED_ADDRESS 0x70000000UL /* in virt's RAM window, beyond the default 128M */
 #define UART0_BASE 0x09000000UL
@@ -25,6 +26,9 @@ int main(void)
     asm volatile(AT_FAULT_INSN("udf #0"));
 #elif FAULT == FAULT_WFI
     asm volatile(AT_FAULT_INSN("wfi"));
+#elif FAULT == FAULT_CPU_OFF
+    register uint64_t function asm("x0") = 0x84000002u;
+    asm volatile(AT_FAULT_INSN("hvc #0") : "+r"(function) : : "x1", "x2", "x3", "memory");
 #elif FAULT == FAULT_SPIN
     asm volatile(AT_FAULT_INSN("b fault_insn"));
 #else

@@ -273,7 +273,7 @@ _register(
     _r("SP_EL1", 3, 4, 4, 1, 0, access=""),
 )
 
-# -- generic timer (D11; storage only until the timer is modelled) ------------------------------
+# -- generic timer (D11; behaviour in armvisor.cpu.timer) -----------------------------------------
 _register(
     _r("CNTKCTL_EL1", 3, 0, 14, 1, 0),
     _r("CNTFRQ_EL0", 3, 3, 14, 0, 0, 62_500_000, "ro", el0="r"),
@@ -286,6 +286,37 @@ _register(
     _r("CNTV_CTL_EL0", 3, 3, 14, 3, 1, el0="rw"),
     _r("CNTV_CVAL_EL0", 3, 3, 14, 3, 2, el0="rw"),
 )
+
+# -- GICv3 CPU interface, System register interface (IHI 0069, chapter 12) --------------------
+# Trapped to EL2 as with ICH_HCR_EL2.TC/TALL0/TALL1 set (the hypervisor emulates the CPU
+# interface); ICC_SRE_EL1 is in the TC group here (armvisor's choice: on hardware
+# ICC_SRE_EL2.Enable traps it).
+ICH_HCR_EL2_TC = 1 << 10
+ICH_HCR_EL2_TALL0 = 1 << 11
+ICH_HCR_EL2_TALL1 = 1 << 12
+_register(
+    _r("ICC_PMR_EL1", 3, 0, 4, 6, 0, trap="ICH_TC"),
+    _r("ICC_IAR0_EL1", 3, 0, 12, 8, 0, 0, "ro", trap="ICH_TALL0"),
+    _r("ICC_EOIR0_EL1", 3, 0, 12, 8, 1, 0, "wo", trap="ICH_TALL0"),
+    _r("ICC_HPPIR0_EL1", 3, 0, 12, 8, 2, 0, "ro", trap="ICH_TALL0"),
+    _r("ICC_BPR0_EL1", 3, 0, 12, 8, 3, trap="ICH_TALL0"),
+    *(_r(f"ICC_AP0R{n}_EL1", 3, 0, 12, 8, 4 + n, trap="ICH_TALL0") for n in range(4)),
+    *(_r(f"ICC_AP1R{n}_EL1", 3, 0, 12, 9, n, trap="ICH_TALL1") for n in range(4)),
+    _r("ICC_DIR_EL1", 3, 0, 12, 11, 1, 0, "wo", trap="ICH_TC"),
+    _r("ICC_RPR_EL1", 3, 0, 12, 11, 3, 0, "ro", trap="ICH_TC"),
+    _r("ICC_SGI1R_EL1", 3, 0, 12, 11, 5, 0, "wo", trap="ICH_TC"),
+    _r("ICC_ASGI1R_EL1", 3, 0, 12, 11, 6, 0, "wo", trap="ICH_TC"),
+    _r("ICC_SGI0R_EL1", 3, 0, 12, 11, 7, 0, "wo", trap="ICH_TC"),
+    _r("ICC_IAR1_EL1", 3, 0, 12, 12, 0, 0, "ro", trap="ICH_TALL1"),
+    _r("ICC_EOIR1_EL1", 3, 0, 12, 12, 1, 0, "wo", trap="ICH_TALL1"),
+    _r("ICC_HPPIR1_EL1", 3, 0, 12, 12, 2, 0, "ro", trap="ICH_TALL1"),
+    _r("ICC_BPR1_EL1", 3, 0, 12, 12, 3, trap="ICH_TALL1"),
+    _r("ICC_CTLR_EL1", 3, 0, 12, 12, 4, trap="ICH_TC"),
+    _r("ICC_SRE_EL1", 3, 0, 12, 12, 5, trap="ICH_TC"),
+    _r("ICC_IGRPEN0_EL1", 3, 0, 12, 12, 6, trap="ICH_TALL0"),
+    _r("ICC_IGRPEN1_EL1", 3, 0, 12, 12, 7, trap="ICH_TALL1"),
+)
+ICC_TRAP_GROUPS = ("ICH_TC", "ICH_TALL0", "ICH_TALL1")
 
 # -- self-hosted debug (D19.3) -------------------------------------------------------------------
 _register(

@@ -4,6 +4,14 @@
 taken to EL2 (returned as a :class:`~armvisor.cpu.stops.HypTrap` with PC at ELR_EL2), or an
 untrapped WFI completes. Exceptions to EL1 are taken inside the loop, as hardware does.
 
+Interrupts: the virtual IRQ/FIQ inputs (``CpuState.virq``/``vfiq``, driven by the owner's
+interrupt controller) are not tested per instruction on the fast path. A pending unmasked
+interrupt is taken when ``run`` starts or resumes after an exception (the owner changes the
+inputs only between runs), after an instruction that unmasks (MSR DAIFClr/DAIF and ERET raise
+:class:`~armvisor.cpu.stops.InterruptWindow` when an input is asserted), and before every
+instruction of the debug loop; there it comes before a pending software step, so the step
+exception is taken at the interrupt vector, as KVM shows on hardware (kvm-semantics §7.5).
+
 Decode once: an instruction word becomes an :data:`~armvisor.cpu.decoder.Op` the first time
 its address is executed; the op is cached by address and dropped when a store hits its page.
 """
@@ -41,14 +49,16 @@ from armvisor.cpu.debug import (
     watchpoint_hit,
 )
 from armvisor.cpu.decoder import DecodeTable, Op
-from armvisor.cpu.exceptions import IllegalExecutionState, take_exception
+from armvisor.cpu.exceptions import IllegalExecutionState, take_exception, take_interrupt
 from armvisor.cpu.memory import PAGE_SHIFT, PhysicalMemory
 from armvisor.cpu.state import CpuState
 from armvisor.cpu.stops import (
     Budget,
+    CounterSample,
     DataAbort,
     HypTrap,
     InstructionAbort,
+    InterruptWindow,
     ReselectLoop,
     Stop,
     TrapToEL2,
@@ -56,7 +66,9 @@ from armvisor.cpu.stops import (
     WaitForInterrupt,
     WaitForInterruptSignal,
     WatchpointHit,
+    YieldToOwner,
 )
+from armvisor.cpu.timer import Clock, InstructionClock
 
 
 class PCAlignmentFault(Exception):
@@ -118,7 +130,10 @@ class Cpu:
         self.icount = 0  # instructions executed (or exceptions taken) since creation
         self.step_isv = False  # the last instruction completed under an active step
         self.step_ex = False  # ... and it was a load-exclusive
+        self.clock: Clock = InstructionClock()  # the system counter's clock (cpu.timer)
         self._n = 0
+        self._executed: int | None = None  # instructions of this run so far (debug loop only)
+        self._stepping = False  # the debug loop's instruction runs under an active step
         self.reset()
 
     # -- reset and configuration -------------------------------------------------------------
@@ -194,6 +209,11 @@ class Cpu:
         pc = s.pc
         n = 0
         while True:
+            if s.virq or s.vfiq:
+                vector = take_interrupt(s, pc)
+                if vector is not None:
+                    pc, n = vector, n + 1
+                    self.step_isv = False
             debug = debug_features_possible(s)
             if self.access.generation != self.phys.generation or (self.access.watch is not None) != debug:
                 self.access.watch = self._watch if debug else None
@@ -204,16 +224,32 @@ class Cpu:
                 else:
                     pc, n = self._run_fast(pc, n, budget)
                 s.pc = pc
-                self.icount += n
+                self._account(n)
                 return Budget()
             except _Stopped as stopped:
-                self.icount += stopped.n
+                self._account(stopped.n)
                 return stopped.stop
             except UnsupportedFeature:
-                self.icount += self._n
+                self._account(self._n)
                 raise
             except _Continue as cont:
                 pc, n = cont.pc, cont.n
+
+    def _account(self, n: int) -> None:
+        """A run ends after ``n`` instructions (or exception entries): count them, and let an
+        instruction-count clock advance."""
+        self.icount += n
+        self.clock.advance(n)
+
+    def physical_count(self) -> int:
+        """CNTPCT_EL0 now. An instruction-count clock needs the instructions this run has
+        executed: the debug loop knows them, the fast loop raises CounterSample to learn them."""
+        clock = self.clock
+        if not clock.counts_instructions:
+            return clock.count()
+        if self._executed is None:
+            raise CounterSample()
+        return clock.count(self._executed)
 
     def _run_fast(self, pc: int, n: int, budget: int) -> tuple[int, int]:
         """The loop without debug checks: fetch-decode from the cache, call, repeat."""
@@ -239,6 +275,12 @@ class Cpu:
         try:
             while n < budget:
                 op = None
+                if s.virq or s.vfiq:
+                    vector = take_interrupt(s, pc)
+                    if vector is not None:
+                        pc, n = vector, n + 1
+                        self.step_isv = False
+                        continue
                 if debug_exceptions_enabled(s):
                     mdscr = s.mdscr_sync
                     if mdscr & MDSCR_EL1_SS and not s.ss:
@@ -250,22 +292,33 @@ class Cpu:
                         n += 1
                         continue
                 op = self.cache.get(pc) or self.decode_at(pc)
-                stepping = bool(s.ss) and step_active(s)
+                self._stepping = bool(s.ss) and step_active(s)
                 s.exception_taken = False
+                self._executed = n
                 pc = op(s)
                 n += 1
-                if not getattr(op, "is_eret", False):
-                    if stepping and not s.exception_taken:
-                        self.step_isv = True
-                        self.step_ex = bool(getattr(op, "is_load_exclusive", False))
-                    else:
-                        self.step_isv = False
-                    s.ss = 0
-                else:
-                    self.step_isv = False
+                self._complete(op)
         except Exception as exc:  # noqa: BLE001 - routed below, unknown ones re-raised
             self._route(exc, op, pc, n)
+        finally:
+            self._executed = None
+            self._stepping = False
         return pc, n
+
+    def _complete(self, op: Op | None) -> None:
+        """Bookkeeping after an instruction completed (SSAdvance, Arm ARM D2.12): PSTATE.SS is
+        cleared, except by ERET which set it; a completed step reports ISV=1 (and EX for a
+        load-exclusive) unless an exception was taken instead."""
+        s = self.state
+        if getattr(op, "is_eret", False):
+            self.step_isv = False
+            return
+        if self._stepping and not s.exception_taken:
+            self.step_isv = True
+            self.step_ex = bool(getattr(op, "is_load_exclusive", False))
+        else:
+            self.step_isv = False
+        s.ss = 0
 
     def _debug_exception(self, kind: int, pc: int, iss_extra: int, far: int | None = None) -> int:
         """Take a breakpoint/step/watchpoint exception: to EL2 when MDCR_EL2.TDE routes debug
@@ -315,6 +368,21 @@ class Cpu:
             stop = self._illegal_execution_state(exc.target)
         elif isinstance(exc, ReselectLoop):
             stop = pc + 4
+        elif isinstance(exc, InterruptWindow):
+            self._complete(op)
+            stop = pc + 4 if exc.next_pc is None else exc.next_pc
+        elif isinstance(exc, YieldToOwner):
+            self._complete(op)
+            s.pc = pc + 4
+            raise _Stopped(Budget(), n + 1) from None
+        elif isinstance(exc, CounterSample) and op is not None:
+            self._executed = n
+            try:
+                stop = op(s)
+            except Exception as again:  # noqa: BLE001 - the retried instruction's own outcome
+                self._route(again, op, pc, n)
+            finally:
+                self._executed = None
         elif isinstance(exc, UnsupportedFeature):
             s.pc = pc
             self._n = n

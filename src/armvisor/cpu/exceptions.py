@@ -4,7 +4,7 @@ and AArch64.ExceptionReturn), for a PE whose EL2 is the hypervisor (HCR_EL2.TGE=
 from __future__ import annotations
 
 from armvisor.arch.esr import esr
-from armvisor.arch.pstate import PSR_DAIF_MASK, PSR_IL_BIT, PSR_MODE32_BIT, PSR_SS_BIT
+from armvisor.arch.pstate import PSR_DAIF_MASK, PSR_F_BIT, PSR_I_BIT, PSR_IL_BIT, PSR_MODE32_BIT, PSR_SS_BIT
 from armvisor.arch.sysregs import ELR_EL1, ESR_EL1, FAR_EL1, MDSCR_EL1, SPSR_EL1, VBAR_EL1
 from armvisor.cpu.debug import MDSCR_EL1_SS, debug_exceptions_enabled_at
 from armvisor.cpu.state import MASK64, CpuState
@@ -53,6 +53,28 @@ def take_exception(s: CpuState, ec: int, iss: int, preferred_return: int,
     s.mdscr_sync = sr.get(MDSCR_EL1, 0)  # exception entry is a context synchronization event
     s.set_el_spsel(1, 1)
     return vector
+
+
+def pending_interrupt(s: CpuState) -> int | None:
+    """The vector offset of the virtual interrupt the PE takes now, if any: FIQ before IRQ,
+    each masked by its PSTATE bit (virtual interrupts at EL0/EL1 with HCR_EL2.TGE=0, Arm ARM
+    D1.11.1)."""
+    if s.vfiq and not s.daif & PSR_F_BIT:
+        return VECTOR_FIQ
+    if s.virq and not s.daif & PSR_I_BIT:
+        return VECTOR_IRQ
+    return None
+
+
+def take_interrupt(s: CpuState, return_pc: int) -> int | None:
+    """Take the pending unmasked IRQ/FIQ before the instruction at ``return_pc`` (the
+    preferred return address) and return its vector, or None. SPSR_EL1.SS records PSTATE.SS
+    as it is: 1 in the active-not-pending step state, 0 in active-pending (Arm ARM D2.12.6);
+    ESR_EL1 is not written."""
+    kind = pending_interrupt(s)
+    if kind is None:
+        return None
+    return take_exception(s, 0, 0, return_pc, kind=kind)
 
 
 def exception_return(s: CpuState) -> int:

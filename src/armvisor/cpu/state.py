@@ -34,7 +34,7 @@ class CpuState:
     __slots__ = (
         "x", "sp", "banked_sp", "pc", "nzcv", "daif", "el", "spsel", "ss", "il", "pan",
         "sr", "hcr_el2", "mdcr_el2", "exclusive", "event_register", "exception_taken",
-        "mdscr_sync",
+        "mdscr_sync", "virq", "vfiq", "cntvoff_el2", "ich_hcr_el2",
     )
 
     def __init__(self) -> None:
@@ -53,6 +53,12 @@ class CpuState:
         # EL2 trap configuration supplied by the PE's owner (the hypervisor).
         self.hcr_el2 = 0
         self.mdcr_el2 = 0
+        self.cntvoff_el2 = 0  # CNTVCT_EL0 = CNTPCT_EL0 - CNTVOFF_EL2
+        self.ich_hcr_el2 = 0  # the ICH_HCR_EL2 trap bits (TC, TALL0, TALL1)
+        # The virtual interrupt inputs (HCR_EL2.VI/VF with IMO/FMO set) that the owner's
+        # interrupt controller drives; the executor samples them (armvisor.cpu.core).
+        self.virq = False
+        self.vfiq = False
         # Local exclusive monitor: (physical address, size) while in the Exclusive Access state.
         self.exclusive: tuple[int, int] | None = None
         self.event_register = 0

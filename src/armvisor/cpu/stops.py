@@ -103,3 +103,24 @@ class WatchpointHit(Exception):
 class ReselectLoop(Exception):
     """Raised by an MSR that completed and changed what the executor must check (debug
     registers, MDSCR_EL1, the OS Lock): execution continues at the next instruction."""
+
+
+class InterruptWindow(Exception):
+    """Raised by an instruction that completed and may have unmasked an asserted interrupt
+    (MSR DAIFClr/DAIF, ERET): the executor takes it before ``next_pc`` (None: the next
+    instruction after an MSR)."""
+
+    def __init__(self, next_pc: int | None = None):
+        super().__init__(next_pc)
+        self.next_pc = next_pc
+
+
+class YieldToOwner(Exception):
+    """Raised by an MSR that completed and changed what the PE's owner computes from its state
+    (the generic timer's outputs): the run ends after it, so the owner sees the change at once."""
+
+
+class CounterSample(Exception):
+    """Raised by a read of an instruction-count clock where the executor does not track how
+    many instructions the run has executed (the fast loop): the executor supplies the count
+    and executes the instruction again (it has no side effects before the read)."""

@@ -16,9 +16,13 @@ UNDEFINED whatever the EL. Registers with no special behaviour are plain storage
 ``CpuState.sr`` (keyed by :func:`~armvisor.arch.sysreg_encoding.sys_reg`), written through their
 RES0 mask; :data:`SPECIAL` holds the others as ``read(cpu, s)`` / ``write(cpu, s, value)``.
 
-The counters (CNTPCT_EL0/CNTVCT_EL0) tick once per instruction: they read ``cpu.icount``, which
-the executor updates when a run ends, and every read returns at least one more than the
-previous read so that guest delay loops make progress within a run. CNTVOFF_EL2 is 0.
+The counters (CNTPCT_EL0/CNTVCT_EL0) and the EL1 timers follow :mod:`armvisor.cpu.timer`:
+the count comes from ``cpu.clock`` (host time or instruction count), CNTVOFF_EL2 is the
+owner's ``CpuState.cntvoff_el2``. Writes to a timer's CTL/CVAL/TVAL end the run
+(:class:`~armvisor.cpu.stops.YieldToOwner`) so that the owner re-evaluates the timer outputs at
+once; MSR DAIF raises :class:`~armvisor.cpu.stops.InterruptWindow` when it may have unmasked an
+asserted interrupt. The GICv3 CPU interface registers (ICC_*) are the owner's: trapped by its
+ICH_HCR_EL2 bits, plain storage otherwise.
 """
 
 from __future__ import annotations
@@ -64,6 +68,9 @@ from armvisor.arch.sysregs import (
     HCR_TSW,
     HCR_TTLB,
     HCR_TVM,
+    ICH_HCR_EL2_TALL0,
+    ICH_HCR_EL2_TALL1,
+    ICH_HCR_EL2_TC,
     MDCR_EL2_TDA,
     MDCR_EL2_TDE,
     MDCR_EL2_TDOSA,
@@ -114,7 +121,9 @@ from armvisor.cpu.exceptions import take_exception
 from armvisor.cpu.memory import PAGE_SHIFT
 from armvisor.cpu.state import MASK32, MASK64, ZR_WRITE, CpuState
 from armvisor.cpu.debug import NUM_BRPS, NUM_CTX_CMPS
-from armvisor.cpu.stops import DataAbort, ReselectLoop, TrapToEL2, UnsupportedFeature
+from armvisor.cpu.exceptions import pending_interrupt
+from armvisor.cpu.stops import DataAbort, InterruptWindow, ReselectLoop, TrapToEL2, UnsupportedFeature, YieldToOwner
+from armvisor.cpu.timer import CNT_CTL_ENABLE, CNT_CTL_ISTATUS, PHYSICAL_TIMER, VIRTUAL_TIMER, TimerRegs, condition_met
 
 if TYPE_CHECKING:
     from armvisor.cpu.core import Cpu
@@ -189,6 +198,9 @@ TRAP_GROUPS: dict[str, tuple[str, int, int]] = {
     "TDRA": ("mdcr_el2", MDCR_EL2_TDRA | MDCR_EL2_TDE, MDCR_EL2_TDRA | MDCR_EL2_TDE),
     "TPM": ("mdcr_el2", MDCR_EL2_TPM, MDCR_EL2_TPM),
     "TPMCR": ("mdcr_el2", MDCR_EL2_TPM | MDCR_EL2_TPMCR, MDCR_EL2_TPM | MDCR_EL2_TPMCR),
+    "ICH_TC": ("ich_hcr_el2", ICH_HCR_EL2_TC, ICH_HCR_EL2_TC),
+    "ICH_TALL0": ("ich_hcr_el2", ICH_HCR_EL2_TALL0, ICH_HCR_EL2_TALL0),
+    "ICH_TALL1": ("ich_hcr_el2", ICH_HCR_EL2_TALL1, ICH_HCR_EL2_TALL1),
 }
 
 # Writes to these change what the executor's debug checks must look at.
@@ -225,12 +237,20 @@ WRITE_MASKS: dict[int, int] = {
 
 
 # -- special registers -------------------------------------------------------------------------
-def counter(cpu: "Cpu", s: CpuState) -> int:
-    """CNTPCT_EL0 = CNTVCT_EL0: see the module docstring."""
-    sr = s.sr
-    value = max(cpu.icount, sr[CNTPCT_EL0] + 1)
-    sr[CNTPCT_EL0] = value
-    return value
+def physical_counter(cpu: "Cpu", s: CpuState) -> int:
+    """CNTPCT_EL0."""
+    return cpu.physical_count()
+
+
+def virtual_counter(cpu: "Cpu", s: CpuState) -> int:
+    """CNTVCT_EL0 = CNTPCT_EL0 - CNTVOFF_EL2."""
+    return (cpu.physical_count() - s.cntvoff_el2) & MASK64
+
+
+def _write_daif(cpu: "Cpu", s: CpuState, value: int) -> None:
+    s.daif = value & PSR_DAIF_MASK
+    if pending_interrupt(s) is not None:
+        raise InterruptWindow()
 
 
 def _write_sctlr(cpu: "Cpu", s: CpuState, value: int) -> None:
@@ -261,24 +281,34 @@ def _read_dczid(cpu: "Cpu", s: CpuState) -> int:
     return s.sr[DCZID_EL0] | (0x10 if prohibited else 0)
 
 
-def _timer(ctl: int, cval: int) -> tuple[Special, Special]:
-    """CNTx_CTL_EL0 (ISTATUS computed) and CNTx_TVAL_EL0 (a view of CVAL) of one timer."""
+def _timer(timer: TimerRegs) -> tuple[Special, Special, Special]:
+    """CNTx_CTL_EL0 (ISTATUS computed), CNTx_CVAL_EL0 and CNTx_TVAL_EL0 (a signed 32-bit view
+    of CVAL - counter) of one EL1 timer (Arm ARM D11.2.4); writes end the run."""
+    ctl, cval = timer.ctl, timer.cval
+    count = virtual_counter if timer.virtual else physical_counter
 
     def read_ctl(cpu: "Cpu", s: CpuState) -> int:
         value = s.sr[ctl]
-        fired = value & 1 and counter(cpu, s) >= s.sr[cval]
-        return value | (4 if fired else 0)
+        if value & CNT_CTL_ENABLE and condition_met(s, timer, cpu.physical_count()):
+            value |= CNT_CTL_ISTATUS
+        return value
 
     def write_ctl(cpu: "Cpu", s: CpuState, value: int) -> None:
         s.sr[ctl] = value & 3
+        raise YieldToOwner()
+
+    def write_cval(cpu: "Cpu", s: CpuState, value: int) -> None:
+        s.sr[cval] = value
+        raise YieldToOwner()
 
     def read_tval(cpu: "Cpu", s: CpuState) -> int:
-        return (s.sr[cval] - counter(cpu, s)) & MASK32
+        return (s.sr[cval] - count(cpu, s)) & MASK32
 
     def write_tval(cpu: "Cpu", s: CpuState, value: int) -> None:
-        s.sr[cval] = (counter(cpu, s) + sign_extend(value & MASK32, 32)) & MASK64
+        s.sr[cval] = (count(cpu, s) + sign_extend(value & MASK32, 32)) & MASK64
+        raise YieldToOwner()
 
-    return Special(read_ctl, write_ctl), Special(read_tval, write_tval)
+    return Special(read_ctl, write_ctl), Special(write=write_cval), Special(read_tval, write_tval)
 
 
 def _set_clear(storage: int, mask: int) -> tuple[Special, Special]:
@@ -334,8 +364,8 @@ def _ignore(cpu: "Cpu", s: CpuState, value: int) -> None:
     """A write with no effect on this model."""
 
 
-_CNTP_CTL, _CNTP_TVAL = _timer(CNTP_CTL_EL0, CNTP_CVAL_EL0)
-_CNTV_CTL, _CNTV_TVAL = _timer(CNTV_CTL_EL0, CNTV_CVAL_EL0)
+_CNTP_CTL, _CNTP_CVAL, _CNTP_TVAL = _timer(PHYSICAL_TIMER)
+_CNTV_CTL, _CNTV_CVAL, _CNTV_TVAL = _timer(VIRTUAL_TIMER)
 _PMCNTENSET, _PMCNTENCLR = _set_clear(PMCNTENSET_EL0, _PMU_COUNTER_BITS)
 _PMINTENSET, _PMINTENCLR = _set_clear(PMINTENSET_EL1, _PMU_COUNTER_BITS)
 _PMOVSSET, _PMOVSCLR = _set_clear(PMOVSSET_EL0, _PMU_COUNTER_BITS)
@@ -343,7 +373,7 @@ _CLAIMSET, _CLAIMCLR = _set_clear(DBGCLAIMCLR_EL1, 0xFF)
 
 SPECIAL: dict[int, Special] = {
     NZCV: Special(lambda cpu, s: s.nzcv << 28, lambda cpu, s, v: setattr(s, "nzcv", (v >> 28) & 0xF)),
-    DAIF: Special(lambda cpu, s: s.daif, lambda cpu, s, v: setattr(s, "daif", v & PSR_DAIF_MASK)),
+    DAIF: Special(lambda cpu, s: s.daif, _write_daif),
     CURRENTEL: Special(lambda cpu, s: s.el << 2),
     SPSEL: Special(lambda cpu, s: s.spsel, lambda cpu, s, v: s.set_el_spsel(s.el, v & 1)),
     SP_EL0: Special(lambda cpu, s: s.get_sp_el(0), lambda cpu, s, v: s.set_sp_el(0, v),
@@ -352,11 +382,13 @@ SPECIAL: dict[int, Special] = {
     OSLAR_EL1: Special(write=_write_oslar),
     CCSIDR_EL1: Special(read=_read_ccsidr),
     DCZID_EL0: Special(read=_read_dczid),
-    CNTPCT_EL0: Special(read=counter),
-    CNTVCT_EL0: Special(read=counter),
+    CNTPCT_EL0: Special(read=physical_counter),
+    CNTVCT_EL0: Special(read=virtual_counter),
     CNTP_CTL_EL0: _CNTP_CTL,
+    CNTP_CVAL_EL0: _CNTP_CVAL,
     CNTP_TVAL_EL0: _CNTP_TVAL,
     CNTV_CTL_EL0: _CNTV_CTL,
+    CNTV_CVAL_EL0: _CNTV_CVAL,
     CNTV_TVAL_EL0: _CNTV_TVAL,
     PMCR_EL0: Special(write=_write_pmcr),
     PMCNTENSET_EL0: _PMCNTENSET,

@@ -33,6 +33,7 @@ from armvisor.cpu.debug import (
 from armvisor.hyp.errors import einval
 from armvisor.hyp.uapi import (
     KVM_ARM_MAX_DBG_REGS,
+    KVM_GUESTDBG_BLOCKIRQ,
     KVM_GUESTDBG_ENABLE,
     KVM_GUESTDBG_SINGLESTEP,
     KVM_GUESTDBG_USE_HW,
@@ -81,6 +82,12 @@ class GuestDebug:
     @property
     def singlestep(self) -> bool:
         return bool(self.control & KVM_GUESTDBG_SINGLESTEP)
+
+    @property
+    def blocks_irqs(self) -> bool:
+        """KVM_GUESTDBG_BLOCKIRQ while single-stepping: the vcpu's interrupt inputs are held
+        low (nothing of the guest's PSTATE changes)."""
+        return bool(self.control & KVM_GUESTDBG_BLOCKIRQ) and self.singlestep
 
     def set_guest_debug(self, control: int, arch: object | None) -> None:
         """kvm_arch_vcpu_ioctl_set_guest_debug."""

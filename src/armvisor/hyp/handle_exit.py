@@ -26,9 +26,10 @@ ExitHandler = Callable[["Vcpu", "HypTrap"], int]
 
 
 def kvm_handle_wfx(vcpu: "Vcpu", trap: "HypTrap") -> int:
-    """WFE yields; WFI blocks until an interrupt could wake the vcpu. Then skip it."""
+    """WFE yields; WFI blocks unless an interrupt is pending for the vcpu (masked or not),
+    until one is. Either way the instruction is skipped first."""
     vcpu.kvm_incr_pc()
-    if trap.esr & E.ESR_ELx_WFx_ISS_TI == E.ESR_ELx_WFx_ISS_WFI:
+    if trap.esr & E.ESR_ELx_WFx_ISS_TI == E.ESR_ELx_WFx_ISS_WFI and not vcpu.interrupt_pending():
         vcpu.block_until_interrupt()
     return RESUME
 

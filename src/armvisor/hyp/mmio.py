@@ -68,14 +68,24 @@ def io_mem_abort(vcpu: "Vcpu", trap: "HypTrap", ipa: int) -> int:
     is_write = bool(esr & ESR_ELx_WNR)
     rt = (esr >> 16) & 0x1F
     mmio = run.mmio
+    value = vcpu.cpu.state.x[rt] & ((1 << (8 * length)) - 1)  # index 31 reads as zero
     if is_write:
-        value = vcpu.cpu.state.x[rt] & ((1 << (8 * length)) - 1)  # index 31 reads as zero
         mmio.data[:length] = value.to_bytes(length, "little")
     mmio.is_write = int(is_write)
     mmio.phys_addr = ipa
     mmio.len = length
     vcpu.mmio_needed = True
     vcpu.mmio_esr = esr
+    device = vcpu.vm.io_bus.find(ipa, length)
+    if device is not None:
+        # kvm_io_bus_read/write: an in-kernel device completes the access at once.
+        offset = ipa - device.base
+        if is_write:
+            device.device.write(vcpu, offset, length, value)
+        else:
+            mmio.data[:length] = device.device.read(vcpu, offset, length).to_bytes(length, "little")
+        kvm_handle_mmio_return(vcpu)
+        return RESUME
     run.exit_reason = KVM_EXIT_MMIO
     return EXIT_TO_USER
 

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from armvisor.arch.sysreg_encoding import sys_reg
-from armvisor.arch.sysregs import ACTLR_EL1, MDSCR_EL1, OSLAR_EL1, OSLSR_EL1, SYSREGS
+from armvisor.arch.sysregs import ACTLR_EL1, ICC_TRAP_GROUPS, MDSCR_EL1, OSLAR_EL1, OSLSR_EL1, SYSREGS
 from armvisor.cpu.debug import DBGBCR, DBGBVR, DBGWCR, DBGWVR, NUM_BRPS, NUM_WRPS, OSLSR_EL1_OSLK
 from armvisor.hyp.inject import kvm_inject_undefined
+from armvisor.hyp.vgic import ICC_ACCESSORS, VgicV3
 
 if TYPE_CHECKING:
     from armvisor.hyp.vcpu import Vcpu
@@ -93,11 +94,25 @@ def _access_dcsw(vcpu: "Vcpu", enc: int, is_write: bool, value: int) -> int | No
     return 0 if is_write else None
 
 
+def _access_icc(vcpu: "Vcpu", enc: int, is_write: bool, value: int) -> int | None:
+    """The GICv3 CPU interface (vgic-sys-reg-v3.c) when the VM has a vGICv3. Without one the
+    System register interface is disabled, as for a GICv2 guest on GICv3 hardware:
+    ICC_SRE_EL1 reads 0 (writes ignored) and every other ICC register is UNDEFINED."""
+    vgic = vcpu.vm.vgic
+    name = SYSREGS[enc].name
+    if isinstance(vgic, VgicV3):
+        accessor = ICC_ACCESSORS.get(name)
+        return None if accessor is None else accessor(vgic, vgic.index_of(vcpu), is_write, value)
+    return 0 if name == "ICC_SRE_EL1" else None
+
+
 def _table() -> dict[int, Accessor]:
     table: dict[int, Accessor] = {}
     for enc, desc in SYSREGS.items():
         if desc.trap in ("TID1", "TID2", "TID3"):
             table[enc] = _access_id_reg
+        elif desc.trap in ICC_TRAP_GROUPS:
+            table[enc] = _access_icc
     for n in range(NUM_BRPS):
         table[DBGBCR[n]] = table[DBGBVR[n]] = _access_debug_reg
     for n in range(NUM_WRPS):

@@ -42,8 +42,12 @@ KVM_GUESTDBG_ENABLE = 0x00000001
 KVM_GUESTDBG_SINGLESTEP = 0x00000002
 KVM_GUESTDBG_USE_SW_BP = 0x00010000
 KVM_GUESTDBG_USE_HW = 0x00020000
+# x86's name and value; an armvisor extension on arm64: while single-stepping, interrupts are
+# not delivered, and the guest's own PSTATE.DAIF is never touched.
+KVM_GUESTDBG_BLOCKIRQ = 0x00200000
 KVM_GUESTDBG_VALID_MASK = (
     KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_USE_SW_BP | KVM_GUESTDBG_USE_HW
+    | KVM_GUESTDBG_BLOCKIRQ
 )
 KVM_ARM_MAX_DBG_REGS = 16
 
@@ -73,6 +77,10 @@ KVM_VCPU_MAX_FEATURES = 8
 # Memory slot flags.
 KVM_MEM_LOG_DIRTY_PAGES = 1 << 0
 KVM_MEM_READONLY = 1 << 1
+
+# KVM_CREATE_DEVICE types of the in-kernel irqchips.
+KVM_DEV_TYPE_ARM_VGIC_V2 = 5
+KVM_DEV_TYPE_ARM_VGIC_V3 = 7
 
 # Capabilities used by armvisor.
 KVM_CAP_IRQCHIP = 0

@@ -4,16 +4,29 @@ guest.c, reset.c)."""
 from __future__ import annotations
 
 import errno
+import threading
 import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
 from armvisor.arch.esr import ESR_ELx_EC_SHIFT, ESR_ELx_EC_SOFTSTP_LOW, ESR_ELx_IL
 from armvisor.arch.pstate import PSR_MODE32_BIT, PSR_MODE_EL0t, PSR_MODE_EL1h, PSR_MODE_EL1t, PSR_MODE_MASK
-from armvisor.arch.sysregs import ELR_EL1, MPIDR_EL1, OSLSR_EL1, SPSR_EL1, SYSREGS
+from armvisor.arch.sysregs import (
+    CNTV_CTL_EL0,
+    CNTV_CVAL_EL0,
+    ELR_EL1,
+    ICH_HCR_EL2_TALL0,
+    ICH_HCR_EL2_TALL1,
+    ICH_HCR_EL2_TC,
+    MPIDR_EL1,
+    OSLSR_EL1,
+    SPSR_EL1,
+    SYSREGS,
+)
 from armvisor.cpu import Budget, Cpu, HypTrap, WaitForInterrupt
 from armvisor.hyp import uapi as U
 from armvisor.hyp.adjust_pc import kvm_skip_instr
+from armvisor.hyp.arch_timer import ArchTimer
 from armvisor.hyp.debug import MDCR_EL2_TDOSA, MDCR_EL2_TDRA, GuestDebug
 from armvisor.hyp.errors import KvmError, einval, enoent
 from armvisor.hyp.handle_exit import handle_trap_exceptions
@@ -38,11 +51,19 @@ HCR_TSW = 1 << 22
 HCR_RW = 1 << 31
 HCR_GUEST_FLAGS = HCR_TWI | HCR_TWE | HCR_TID1 | HCR_TID3 | HCR_TSC | HCR_TACR | HCR_TSW | HCR_RW
 MDCR_GUEST_FLAGS = MDCR_EL2_TDOSA | MDCR_EL2_TDRA
+# The GIC CPU interface's System registers are emulated by hyp (vgic-sys-reg-v3.c).
+ICH_HCR_GUEST_FLAGS = ICH_HCR_EL2_TC | ICH_HCR_EL2_TALL0 | ICH_HCR_EL2_TALL1
 
 OSLSR_EL1_OSLM_IMPLEMENTED = 0x8
 RUN_CHUNK = 20_000  # instructions between checks of the run's bounds
 SUPPORTED_FEATURES = {U.KVM_ARM_VCPU_POWER_OFF, U.KVM_ARM_VCPU_PSCI_0_2}
 VALID_PSTATE_MODES = {PSR_MODE_EL0t, PSR_MODE_EL1t, PSR_MODE_EL1h}
+# The timer ONE_REG ids (their encodings of CNT and CVAL are swapped in KVM's ABI, on purpose).
+TIMER_ONE_REGS = {
+    U.KVM_REG_ARM_TIMER_CTL & 0xFFFF: lambda vcpu: vcpu._timer_storage(CNTV_CTL_EL0),
+    U.KVM_REG_ARM_TIMER_CNT & 0xFFFF: lambda vcpu: vcpu._timer_cnt(),
+    U.KVM_REG_ARM_TIMER_CVAL & 0xFFFF: lambda vcpu: vcpu._timer_storage(CNTV_CVAL_EL0),
+}
 
 
 class Vcpu:
@@ -52,6 +73,9 @@ class Vcpu:
         self.vm = vm
         self.vcpu_id = vcpu_id
         self.cpu = Cpu(vm.phys)
+        self.cpu.clock = vm.clock
+        self.timer = ArchTimer(self)
+        self._kick = threading.Event()  # set when something may have woken a blocked vcpu
         self.kvm_run = KvmRun()
         self.debug = GuestDebug(self)
         self.features: frozenset[int] | None = None
@@ -98,6 +122,7 @@ class Vcpu:
         s.sr[OSLSR_EL1] = OSLSR_EL1_OSLM_IMPLEMENTED  # KVM resets the OS Lock unlocked
         s.hcr_el2 = HCR_GUEST_FLAGS
         s.mdcr_el2 = MDCR_GUEST_FLAGS
+        s.ich_hcr_el2 = ICH_HCR_GUEST_FLAGS
         self.mmio_needed = False
         self.fp_regs = [0] * 32
         self.fpsr = self.fpcr = 0
@@ -158,13 +183,17 @@ class Vcpu:
                 continue
             if deadline is not None and time.monotonic() >= deadline or left is not None and left <= 0:
                 self._interrupted()
-            budget = RUN_CHUNK if left is None else min(RUN_CHUNK, left)
+            budget = self._flush_interrupts(RUN_CHUNK if left is None else min(RUN_CHUNK, left))
             before = cpu.icount
             if trace is not None:
                 trace("kvm_entry", self, None)
+            started = time.monotonic()
             stop = cpu.run(budget)
+            ran = cpu.icount - before
+            if not cpu.clock.counts_instructions:
+                self.timer.measured(ran, time.monotonic() - started)
             if left is not None:
-                left -= cpu.icount - before
+                left -= ran
             if isinstance(stop, Budget):
                 continue
             if isinstance(stop, WaitForInterrupt):
@@ -179,17 +208,62 @@ class Vcpu:
             if ret <= 0:
                 return ret
 
-    def _wait(self, deadline: float | None, left: int | None) -> bool:
-        """Block a halted vcpu until woken; False when the run's bound ends it first. With no
-        possible wake-up source (no interrupts exist yet, no other running vcpu that could
-        CPU_ON this one) or no bound at all, the bound is reached at once."""
-        if deadline is None or left is not None or not self.vm.can_wake(self):
+    def _flush_interrupts(self, budget: int) -> int:
+        """Before entering the guest (kvm_timer_sync, vgic_flush_hwstate): the timer outputs
+        into the vGIC, the vGIC's signals into the vcpu's virtual IRQ/FIQ inputs (held low
+        while a KVM_GUESTDBG_BLOCKIRQ step runs). Returns ``budget`` bounded by the next timer
+        deadline."""
+        self.timer.sync()
+        s = self.cpu.state
+        vgic = self.vm.vgic
+        if vgic is None or self.debug.blocks_irqs:
+            s.virq = s.vfiq = False
+        else:
+            s.virq, s.vfiq = vgic.lines(self)
+        return self.timer.bound(budget)
+
+    def interrupt_pending(self) -> bool:
+        """kvm_arch_vcpu_runnable's interrupt test: the vGIC signals the vcpu, masked or not."""
+        vgic = self.vm.vgic
+        if vgic is None:
             return False
-        while time.monotonic() < deadline:
-            if not (self.powered_off or self._wfi_blocked):
-                return True
-            time.sleep(min(0.001, max(0.0, deadline - time.monotonic())))
-        return not (self.powered_off or self._wfi_blocked)
+        self.timer.sync()
+        return vgic.has_pending(self)
+
+    def _wait(self, deadline: float | None, left: int | None) -> bool:
+        """kvm_vcpu_block: sleep until an interrupt is pending (or, powered off, until CPU_ON);
+        False when the run's bound ends the block first (a signal, for real KVM).
+
+        An armed timer is a wake-up source: with host time the vcpu sleeps until its deadline
+        (or an earlier kick from another thread), with the instruction-count clock the clock
+        skips to the deadline. Without one, only another thread can wake the vcpu (an SPI
+        through ``Vm.irq_line``, an SGI or CPU_ON from another vcpu): it waits for a kick until
+        the run's time bound, if any; with an instruction bound (round-robin callers) or
+        nothing that could wake it, the bound is reached at once."""
+        clock = self.cpu.clock
+        while self.powered_off or self._wfi_blocked:
+            self._kick.clear()
+            fire = None
+            if not self.powered_off:
+                if self.interrupt_pending():
+                    self._wfi_blocked = False
+                    return True
+                fire = self.timer.next_deadline()
+                if fire is not None and clock.counts_instructions:
+                    clock.skip_to(fire)
+                    continue
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            if fire is not None:
+                timer_at = now + clock.seconds_until(fire)
+                wake_at: float | None = timer_at if deadline is None else min(deadline, timer_at)
+            elif left is not None or not self.vm.can_wake(self):
+                return False
+            else:
+                wake_at = deadline
+            self._kick.wait(None if wake_at is None else max(0.0, wake_at - now))
+        return True
 
     def block_until_interrupt(self) -> None:
         """kvm_vcpu_wfi: the vcpu sleeps until an interrupt is pending for it."""
@@ -197,6 +271,12 @@ class Vcpu:
 
     def wake(self) -> None:
         self._wfi_blocked = False
+        self._kick.set()
+
+    def kick(self) -> None:
+        """kvm_vcpu_kick: something (an interrupt) may concern this vcpu; a blocked vcpu
+        re-checks."""
+        self._kick.set()
 
     # -- PC updates (kvm_incr_pc / kvm_skip_instr) -------------------------------------------
     def kvm_incr_pc(self) -> None:
@@ -224,6 +304,12 @@ class Vcpu:
         return self.cpu.state.pstate
 
     # -- statistics --------------------------------------------------------------------------
+    @property
+    def instructions(self) -> int:
+        """Instructions this vcpu has executed (armvisor extension, a PMU INST_RETIRED count
+        for the VMM: ``--max-insns``, and telling a run bound from a WFI block on EINTR)."""
+        return self.cpu.icount
+
     def stat_exit(self, ec: int) -> None:
         self.stat[f"exit_ec_0x{ec:02x}"] += 1
         self.stat["exits"] += 1
@@ -314,6 +400,8 @@ class Vcpu:
         self.cpu.state.pstate = value
 
     def _sys_reg(self, enc: int, reg_id: int):
+        if enc in TIMER_ONE_REGS:
+            return TIMER_ONE_REGS[enc](self)
         if enc not in SYSREGS:
             raise enoent(f"no system register 0x{reg_id:x}")
         desc = SYSREGS[enc]
@@ -326,6 +414,22 @@ class Vcpu:
         if desc.trap in ("TDA", "TDOSA"):
             return (lambda: self.debug.guest_read(enc)), (lambda v: self.debug.guest_write(enc, v)), 8
         return (lambda: sr.get(enc, 0)), (lambda v: sr.__setitem__(enc, v)), 8
+
+    def _timer_cnt(self):
+        """KVM_REG_ARM_TIMER_CNT: the virtual count; writing it sets CNTVOFF_EL2."""
+        s = self.cpu.state
+
+        def get() -> int:
+            return (self.cpu.clock.count() - s.cntvoff_el2) & MASK64
+
+        def put(value: int) -> None:
+            s.cntvoff_el2 = (self.cpu.clock.count() - value) & MASK64
+
+        return get, put, 8
+
+    def _timer_storage(self, enc: int):
+        sr = self.cpu.state.sr
+        return (lambda: sr[enc]), (lambda v: sr.__setitem__(enc, v)), 8
 
     def _get_psci_version(self) -> int:
         return self.psci_version if self.psci_version else 0

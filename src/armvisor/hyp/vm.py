@@ -8,9 +8,12 @@ from dataclasses import dataclass
 
 from armvisor.cpu import PhysicalMemory
 from armvisor.cpu.debug import NUM_BRPS, NUM_WRPS
+from armvisor.cpu.timer import Clock, HostClock, InstructionClock
 from armvisor.hyp import uapi as U
 from armvisor.hyp.errors import KvmError, einval
+from armvisor.hyp.io_bus import KvmIoBus
 from armvisor.hyp.vcpu import Vcpu
+from armvisor.hyp.vgic import VGIC_NR_PRIVATE_IRQS, Vgic, VgicV2, VgicV3
 
 # Trace callback: (event, vcpu, detail) at the kvm_entry / kvm_exit points.
 TraceFn = Callable[[str, Vcpu, object], None]
@@ -19,7 +22,11 @@ ARMVISOR_CAP_LEGACY_SINGLESTEP = 0x41560001
 """armvisor extension: enable_cap(ARMVISOR_CAP_LEGACY_SINGLESTEP, 1) reproduces the single-step
 handling merged in v4.15 (synthesised debug exits) instead of today's architectural one."""
 
+CLOCKS: dict[str, Callable[[], Clock]] = {"host": HostClock, "icount": InstructionClock}
+"""The counter clocks a VM can select (armvisor.cpu.timer): host time, as KVM, is the default."""
+
 CHECK_EXTENSION = {
+    U.KVM_CAP_IRQCHIP: 1,
     U.KVM_CAP_USER_MEMORY: 1,
     U.KVM_CAP_SET_GUEST_DEBUG: 1,
     U.KVM_CAP_SET_GUEST_DEBUG2: U.KVM_GUESTDBG_VALID_MASK,
@@ -65,6 +72,9 @@ class Vm:
         self.system_suspend_enabled = False
         self.legacy_single_step = False
         self.trace: TraceFn | None = None
+        self.clock: Clock = HostClock()
+        self.io_bus = KvmIoBus()
+        self.vgic: Vgic | None = None
 
     def check_extension(self, cap: int) -> int:
         return CHECK_EXTENSION.get(cap, 0)
@@ -111,9 +121,70 @@ class Vm:
             raise KvmError(errno.EEXIST, f"vcpu {vcpu_id} exists")
         if not 0 <= vcpu_id < 512:
             raise einval(f"vcpu id {vcpu_id} out of range")
+        if self.vgic is not None:
+            raise KvmError(errno.EBUSY, "vcpus must be created before the vGIC")
         vcpu = Vcpu(self, vcpu_id)
         self.vcpus.append(vcpu)
         return vcpu
+
+    def flush_icache_range(self, start: int, size: int) -> None:
+        """armvisor's stand-in for the host's instruction-cache maintenance (``__clear_cache``)
+        that a VMM does after writing instructions into guest RAM, as QEMU's
+        ``cpu_flush_icache_range`` after inserting a breakpoint: every vcpu forgets the
+        instructions it decoded (``start``/``size`` name the range; all are dropped)."""
+        for vcpu in self.vcpus:
+            vcpu.cpu.flush_decoded()
+
+    # -- the counter clock and the in-kernel irqchip -------------------------------------------
+    def set_clock(self, kind: str) -> None:
+        """armvisor extension: the system counter's clock, "host" (default) or "icount" (one
+        tick per instruction executed: a deterministic, replayable run). The counter restarts
+        at 0."""
+        if kind not in CLOCKS:
+            raise einval(f"unknown clock {kind!r} (choose from {', '.join(CLOCKS)})")
+        self.clock = CLOCKS[kind]()
+        for v in self.vcpus:
+            v.cpu.clock = self.clock
+
+    def create_vgic(self, version: int, dist_base: int = 0x0800_0000, cpuif_base: int = 0x0801_0000,
+                    redist_base: int = 0x080A_0000, nr_irqs: int = 288) -> None:
+        """KVM_CREATE_DEVICE(KVM_DEV_TYPE_ARM_VGIC_V2/V3) with its addresses and
+        KVM_DEV_ARM_VGIC_CTRL_INIT, in one call after every vcpu exists: GICv2 (Distributor at
+        ``dist_base``, CPU interface at ``cpuif_base``) or GICv3 (Distributor, redistributors
+        from ``redist_base``) with ``nr_irqs`` interrupts. Guest accesses to its frames are then
+        handled in hyp."""
+        if self.vgic is not None:
+            raise KvmError(errno.EEXIST, "the VM already has a vGIC")
+        if not self.vcpus:
+            raise einval("create the vcpus before the vGIC")
+        try:
+            if version == 2:
+                vgic: Vgic = VgicV2(self, dist_base, cpuif_base, nr_irqs)
+            elif version == 3:
+                vgic = VgicV3(self, dist_base, redist_base, nr_irqs)
+            else:
+                raise KvmError(errno.ENODEV, f"GIC version {version} (armvisor has 2 and 3)")
+            frames = vgic.frames()
+            for base, frame in frames:
+                if any(self.phys.find(a) is not None for a in (base, base + frame.size - 1)):
+                    raise ValueError(f"GIC frame at 0x{base:x} overlaps guest RAM")
+            bus = KvmIoBus()
+            for base, frame in frames:
+                bus.register(base, frame.size, frame)
+        except ValueError as err:
+            raise einval(str(err)) from None
+        for r in bus.ranges:
+            self.io_bus.register(r.base, r.size, r.device)
+        self.vgic = vgic
+
+    def irq_line(self, intid: int, level: bool) -> None:
+        """KVM_IRQ_LINE for an SPI (INTID 32 up): the input level of a device's interrupt."""
+        vgic = self.vgic
+        if vgic is None:
+            raise KvmError(errno.ENXIO, "no in-kernel irqchip (create_vgic)")
+        if not VGIC_NR_PRIVATE_IRQS <= intid < vgic.nr_irqs:
+            raise einval(f"INTID {intid} is not an SPI of this vGIC (32..{vgic.nr_irqs - 1})")
+        vgic.set_level(vgic.spis[intid - VGIC_NR_PRIVATE_IRQS], bool(level))
 
     # -- services for vcpus ------------------------------------------------------------------
     def vcpu_by_mpidr(self, mpidr: int) -> Vcpu | None:
@@ -128,6 +199,9 @@ class Vm:
         vcpu.wake()
 
     def can_wake(self, vcpu: Vcpu) -> bool:
-        """Whether anything could wake a halted vcpu: another vcpu that is running (it could
-        CPU_ON this one from another thread). Interrupts arrive with the vGIC."""
+        """Whether anything could wake a halted vcpu: an interrupt already pending for it, an
+        armed timer of its own, an in-kernel irqchip (userspace may raise an SPI from another
+        thread), or another vcpu that is running (it could raise an SGI or CPU_ON this one)."""
+        if not vcpu.powered_off and (self.vgic is not None or vcpu.timer.next_deadline() is not None):
+            return True
         return any(not v.powered_off for v in self.vcpus if v is not vcpu)

@@ -112,23 +112,33 @@ def add_with_carry(x: int, y: int, carry_in: int, width: int) -> tuple[int, int]
 
 def add_sub_flags(x: list[int], d: int, n: int, source: list[int] | tuple[int], m: int, sub: int,
                   width: int, npc: int) -> Op:
-    """ADDS/SUBS of Rn and source[m] (a register, or an immediate in a 1-tuple): the op, with
-    AddWithCarry inlined for speed."""
+    """ADDS/SUBS of Rn and source[m] (a register, or an immediate in a 1-tuple): AddWithCarry
+    specialised for speed (for SUBS, C is NOT borrow and V is signed overflow of Rn - Rm)."""
     mask = WIDTH_MASK[width]
-    inv = mask * sub
     top = width - 1
     n_shift = width - 4
+    if sub:
 
-    def op(s: CpuState) -> int:
+        def subs(s: CpuState) -> int:
+            a = x[n] & mask
+            b = source[m] & mask
+            r = (a - b) & mask
+            x[d] = r
+            s.nzcv = ((r >> n_shift) & 8) | (0 if r else 4) | (2 if a >= b else 0) | (((a ^ b) & (a ^ r)) >> top)
+            return npc
+
+        return subs
+
+    def adds(s: CpuState) -> int:
         a = x[n] & mask
-        b = (source[m] & mask) ^ inv
-        total = a + b + sub
+        b = source[m] & mask
+        total = a + b
         r = total & mask
         x[d] = r
-        s.nzcv = ((r >> n_shift) & 8) | (0 if r else 4) | ((total >> top) & 2) | (((a ^ r) & (b ^ r)) >> top)
+        s.nzcv = ((r >> n_shift) & 8) | (0 if r else 4) | (2 if total > mask else 0) | (((a ^ r) & (b ^ r)) >> top)
         return npc
 
-    return op
+    return adds
 
 
 # -- shifted and extended register operands (Arm ARM J1.3 ShiftReg, ExtendReg) ---------------
@@ -175,14 +185,26 @@ def extend_operand(option: int, shift: int, width: int) -> Operand:
 
 # -- data-processing (1 source) (Arm ARM C6.2 RBIT, REV*, CLZ, CLS) -------------------------
 
-def reverse_lanes(lane: int, container: int, width: int) -> Operand:
-    """Reverse the ``lane``-bit lanes inside every ``container``-bit container of a
-    ``width``-bit value (RBIT: 1-bit lanes; REV16/REV32/REV: bytes)."""
+_BIT_REVERSED_BYTES = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
+
+
+def reverse_bits(width: int) -> Operand:
+    """RBIT: the bits of a ``width``-bit value in reverse order."""
+    size = width // 8
+    return lambda v: int.from_bytes(v.to_bytes(size, "little").translate(_BIT_REVERSED_BYTES), "big")
+
+
+def reverse_bytes(container: int, width: int) -> Operand:
+    """REV16/REV32/REV: reverse the bytes inside every ``container``-bit container."""
+    size = width // 8
+    if container == width:
+        return lambda v: int.from_bytes(v.to_bytes(size, "little"), "big")
+    # Swap adjacent 8-bit, then 16-bit, ... lanes up to half a container.
     steps = []
-    size = lane
-    while size < container:
-        steps.append((replicate((1 << size) - 1, 2 * size, width), size))
-        size *= 2
+    lane = 8
+    while lane < container:
+        steps.append((replicate((1 << lane) - 1, 2 * lane, width), lane))
+        lane *= 2
 
     def reverse(v: int) -> int:
         for low, step in steps:

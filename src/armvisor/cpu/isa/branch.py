@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 from armvisor.arch.pstate import COND_AL, CONDITION_TABLE
 from armvisor.cpu.decoder import DecodeTable, Op, bits, sign_extend
-from armvisor.cpu.exceptions import IllegalExecutionState, exception_return
+from armvisor.cpu.exceptions import IllegalExecutionState, exception_return, pending_interrupt
 from armvisor.cpu.state import MASK32, MASK64, ZR_READ, CpuState
+from armvisor.cpu.stops import InterruptWindow
 
 if TYPE_CHECKING:
     from armvisor.cpu.core import Cpu
@@ -144,6 +145,8 @@ def build_eret(cpu: "Cpu", insn: int, pc: int) -> Op:
         target = exception_return(s)
         if s.il:
             raise IllegalExecutionState(target)
+        if pending_interrupt(s) is not None:
+            raise InterruptWindow(target)
         return target
 
     eret.is_eret = True  # type: ignore[attr-defined]

@@ -207,42 +207,34 @@ def build_movk(cpu: "Cpu", insn: int, pc: int) -> Op:
 
 # -- C4.1.86.7 Bitfield --------------------------------------------------------------------------
 
-def _sbfm(x: list[int], d: int, n: int, r: int, s_bit: int, wt: int, top: int, width: int, npc: int) -> Op:
-    """SBFM: the rotated field, with bit S of Rn copied into the bits above it."""
-    mask = WIDTH_MASK[width]
-    back = width - r
+def _sbfm(x: list[int], d: int, n: int, right: int, field: int, left: int, mask: int, npc: int) -> Op:
+    """SBFM: Rd = SignExtend((Rn >> right) AND field) << left."""
+    sign = (field + 1) >> 1
 
     def op(s: CpuState) -> int:
-        v = x[n] & mask
-        x[d] = (((v >> r) | (v << back)) & wt) | (-((v >> s_bit) & 1) & top)
+        x[d] = (((((x[n] >> right) & field) ^ sign) - sign) << left) & mask
         return npc
 
     return op
 
 
-def _bfm(x: list[int], d: int, d_write: int, n: int, r: int, wt: int, width: int, npc: int) -> Op:
-    """BFM: the rotated field inserted into Rd (read X[d], written X[d_write]), the other bits
-    of Rd kept."""
-    mask = WIDTH_MASK[width]
-    keep = mask & ~wt
-    back = width - r
+def _bfm(x: list[int], d: int, d_write: int, n: int, right: int, field: int, left: int, mask: int,
+         npc: int) -> Op:
+    """BFM: ((Rn >> right) AND field) << left inserted into Rd (read X[d], written X[d_write])."""
+    keep = mask & ~(field << left)
 
     def op(s: CpuState) -> int:
-        v = x[n] & mask
-        x[d_write] = (x[d] & keep) | (((v >> r) | (v << back)) & wt)
+        x[d_write] = (x[d] & keep) | (((x[n] >> right) & field) << left)
         return npc
 
     return op
 
 
-def _ubfm(x: list[int], d: int, n: int, r: int, wt: int, width: int, npc: int) -> Op:
-    """UBFM: the rotated field, zeros elsewhere."""
-    mask = WIDTH_MASK[width]
-    back = width - r
+def _ubfm(x: list[int], d: int, n: int, right: int, field: int, left: int, npc: int) -> Op:
+    """UBFM: Rd = ((Rn >> right) AND field) << left."""
 
     def op(s: CpuState) -> int:
-        v = x[n] & mask
-        x[d] = ((v >> r) | (v << back)) & wt
+        x[d] = ((x[n] >> right) & field) << left
         return npc
 
     return op
@@ -251,24 +243,29 @@ def _ubfm(x: list[int], d: int, n: int, r: int, wt: int, width: int, npc: int) -
 @TABLE.add("xxx1 0011 0xxx xxxx xxxx xxxx xxxx xxxx", "SBFM/BFM/UBFM")
 def build_bitfield(cpu: "Cpu", insn: int, pc: int) -> Op:
     """C6.2.266 SBFM, C6.2.30 BFM, C6.2.412 UBFM (and their aliases ASR, LSL, LSR, SBFIZ,
-    SBFX, SXTB/H/W, BFC, BFI, BFXIL, UBFIZ, UBFX, UXTB/H)."""
+    SBFX, SXTB/H/W, BFC, BFI, BFXIL, UBFIZ, UBFX, UXTB/H).
+
+    With DecodeBitMasks(immediate=FALSE), wmask AND tmask selects either Rn<imms:immr> moved to
+    bit 0 (imms >= immr: the ...FX/...FXIL forms) or Rn<imms:0> moved to bit datasize-immr (the
+    ...FIZ/BFI forms); SBFM sign-extends that field, BFM keeps the other bits of Rd."""
     width, mask, n, d = sf_fields(insn)
     opc = bits(insn, 30, 29)
-    big_n = (insn >> 22) & 1
     immr = bits(insn, 21, 16)
     imms = bits(insn, 15, 10)
-    if opc == 3 or big_n != width >> 6 or (width == 32 and (immr | imms) & 0x20):
+    if opc == 3 or (insn >> 22) & 1 != width >> 6 or (width == 32 and (immr | imms) & 0x20):
         return cpu.undefined_op(insn, pc)
-    masks = decode_bit_masks(big_n, imms, immr, False, width)
-    assert masks is not None  # len >= 5 once N and imms<5> are checked
-    wmask, tmask = masks
+    if imms >= immr:
+        right, length, left = immr, imms - immr + 1, 0
+    else:
+        right, length, left = 0, imms + 1, width - immr
+    field = (1 << length) - 1
     x = cpu.state.x
     npc = pc + 4
     if opc == 0:
-        return _sbfm(x, write_index(d), n, immr, imms, wmask & tmask, mask & ~tmask, width, npc)
+        return _sbfm(x, write_index(d), n, right, field, left, mask, npc)
     if opc == 1:
-        return _bfm(x, d, write_index(d), n, immr, wmask & tmask, width, npc)
-    return _ubfm(x, write_index(d), n, immr, wmask & tmask, width, npc)
+        return _bfm(x, d, write_index(d), n, right, field, left, mask, npc)
+    return _ubfm(x, write_index(d), n, right, field, left, npc)
 
 
 # -- C4.1.86.8 Extract ---------------------------------------------------------------------------

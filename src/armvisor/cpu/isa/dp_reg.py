@@ -31,7 +31,8 @@ from armvisor.cpu.isa.alu import (
     extend_operand,
     lslv,
     lsrv,
-    reverse_lanes,
+    reverse_bits,
+    reverse_bytes,
     rorv,
     sdiv,
     sf_fields,
@@ -40,7 +41,7 @@ from armvisor.cpu.isa.alu import (
     use_sp,
     write_index,
 )
-from armvisor.cpu.state import MASK32, MASK64, CpuState
+from armvisor.cpu.state import MASK32, MASK64, ZR_WRITE, CpuState
 
 if TYPE_CHECKING:
     from armvisor.cpu.core import Cpu
@@ -70,6 +71,17 @@ def _logical(x: list[int], d: int, n: int, m: int, operand: Operand, inv: int,
 
     def op(s: CpuState) -> int:
         x[d] = fn(x[n], operand(x[m]) ^ inv) & mask
+        return npc
+
+    return op
+
+
+def _logical_unshifted(x: list[int], d: int, n: int, m: int, inv: int, fn: Callable[[int, int], int],
+                       mask: int, npc: int) -> Op:
+    """Rd = fn(Rn, Rm EOR inv): the common case of no shift, without an operand call."""
+
+    def op(s: CpuState) -> int:
+        x[d] = fn(x[n], x[m] ^ inv) & mask
         return npc
 
     return op
@@ -108,6 +120,8 @@ def build_logical_reg(cpu: "Cpu", insn: int, pc: int) -> Op:
         return _ands(x, write_index(d), n, m, operand, mask * invert, width, pc + 4)
     if opc == 1 and n == 31 and not imm6 and not invert:
         return _move(x, write_index(d), m, mask, pc + 4)
+    if not imm6:
+        return _logical_unshifted(x, write_index(d), n, m, mask * invert, _LOGICAL_OPS[opc], mask, pc + 4)
     return _logical(x, write_index(d), n, m, operand, mask * invert, _LOGICAL_OPS[opc], mask, pc + 4)
 
 
@@ -220,21 +234,19 @@ def build_add_sub_carry(cpu: "Cpu", insn: int, pc: int) -> Op:
 def build_cond_compare(cpu: "Cpu", insn: int, pc: int) -> Op:
     """C6.2.48 CCMN, C6.2.50 CCMP (register; bit 11 set: C6.2.47, C6.2.49 immediate): the flags
     of Rn + Rm (or Rn - Rm) if the condition holds, else the immediate NZCV."""
-    width, mask, n, nzcv = sf_fields(insn)
+    width, _, n, nzcv = sf_fields(insn)
     nzcv &= 0xF
-    sub = (insn >> 30) & 1
-    inv = mask * sub
     holds = CONDITION_TABLE[bits(insn, 15, 12)]
     x = cpu.state.x
+    npc = pc + 4
     # The immediate form reads its imm5 from a 1-tuple instead of the register file.
     source, m = ((_rm(insn),), 0) if (insn >> 11) & 1 else (x, _rm(insn))
-    npc = pc + 4
+    compare = add_sub_flags(x, ZR_WRITE, n, source, m, (insn >> 30) & 1, width, npc)
 
     def op(s: CpuState) -> int:
         if holds[s.nzcv]:
-            s.nzcv = add_with_carry(x[n] & mask, (source[m] & mask) ^ inv, sub, width)[1]
-        else:
-            s.nzcv = nzcv
+            return compare(s)
+        s.nzcv = nzcv
         return npc
 
     return op
@@ -279,10 +291,10 @@ _ONE_SOURCE: dict[tuple[int, int], Operand] = {
     (width, opcode): fn
     for width in (32, 64)
     for opcode, fn in (
-        (0b000000, reverse_lanes(1, width, width)),  # RBIT
-        (0b000001, reverse_lanes(8, 16, width)),  # REV16
-        (0b000010, reverse_lanes(8, 32, width)),  # REV (32-bit), REV32 (64-bit)
-        (0b000011, reverse_lanes(8, 64, width)),  # REV (64-bit)
+        (0b000000, reverse_bits(width)),  # RBIT
+        (0b000001, reverse_bytes(16, width)),  # REV16
+        (0b000010, reverse_bytes(32, width)),  # REV (32-bit), REV32 (64-bit)
+        (0b000011, reverse_bytes(64, width)),  # REV (64-bit)
         (0b000100, count_leading_zeros(width)),  # CLZ
         (0b000101, count_leading_sign_bits(width)),  # CLS
     )

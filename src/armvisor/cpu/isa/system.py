@@ -37,9 +37,9 @@ from armvisor.arch.sysregs import (
 )
 from armvisor.cpu.decoder import DecodeTable, Op, bits
 from armvisor.arch.sysregs import MDSCR_EL1
-from armvisor.cpu.exceptions import take_exception
+from armvisor.cpu.exceptions import pending_interrupt, take_exception
 from armvisor.cpu.state import CpuState
-from armvisor.cpu.stops import TrapToEL2, WaitForInterruptSignal
+from armvisor.cpu.stops import InterruptWindow, TrapToEL2, WaitForInterruptSignal
 from armvisor.cpu.sysreg_access import (
     EL0_ENABLES,
     at_el0,
@@ -162,18 +162,21 @@ def _wfx(pc: int, ti: int, el0_enable: int, hcr_trap: int, complete: Callable[[C
 
 
 def _build_wfi(cpu: "Cpu", pc: int) -> Op:
-    """C6.2 WFI: untrapped, the PE waits for an interrupt after the WFI."""
+    """C6.2 WFI: untrapped, the PE waits for an interrupt after the WFI, unless one is already
+    asserted: a pending interrupt wakes the PE even while PSTATE masks it (Arm ARM D1.16.2)."""
     nxt = pc + 4
 
     def wait(s: CpuState) -> int:
+        if s.virq or s.vfiq:
+            return nxt
         raise WaitForInterruptSignal(nxt)
 
     return _wfx(pc, ESR_ELx_WFx_ISS_WFI, SCTLR_EL1_NTWI, HCR_TWI, wait)
 
 
 def _build_wfe(cpu: "Cpu", pc: int) -> Op:
-    """C6.2 WFE: untrapped, it consumes a set event register, or completes at once (a spurious
-    wake-up, which the architecture allows)."""
+    """C6.2 WFE: untrapped, it consumes a set event register, or completes at once (a pending
+    interrupt is a wake-up event, and a spurious wake-up is allowed too)."""
     nxt = pc + 4
 
     def consume_event(s: CpuState) -> int:
@@ -250,7 +253,8 @@ _DAIF_ISS_OP1 = 0b011
 
 def _build_daif(cpu: "Cpu", insn: int, pc: int, setting: bool) -> Op:
     """MSR DAIFSet/DAIFClr: set/clear PSTATE.{D,A,I,F} from CRm; at EL0 only with SCTLR_EL1.UMA,
-    else trapped to EL1 (EC 0x18)."""
+    else trapped to EL1 (EC 0x18). DAIFClr that unmasks an asserted interrupt has it taken
+    before the next instruction."""
     crm, op2, nxt = bits(insn, 11, 8), bits(insn, 7, 5), pc + 4
     mask = crm << 6
     iss = sys64_iss(0, _DAIF_ISS_OP1, 4, crm, op2, 31, False)
@@ -262,6 +266,8 @@ def _build_daif(cpu: "Cpu", insn: int, pc: int, setting: bool) -> Op:
     else:
         def daif(s: CpuState) -> int:
             s.daif &= ~mask
+            if pending_interrupt(s) is not None:
+                raise InterruptWindow(nxt)
             return nxt
 
     return guarded(el0_trap(*EL0_ENABLES[DAIF], iss, pc), daif)

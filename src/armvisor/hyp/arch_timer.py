@@ -1,0 +1,65 @@
+"""The architected timer as KVM emulates it (arch/arm64/kvm/arch_timer.c): the EL1 virtual and
+physical timers of each vcpu drive level-sensitive PPIs (27 and 30) of the in-kernel vGIC.
+
+The CPU keeps the timer registers and reads the VM's clock (:mod:`armvisor.cpu.timer`); here
+the run loop re-evaluates the outputs between chunks (``kvm_timer_sync``) and bounds each chunk
+so that no deadline is overshot: exactly for the instruction-count clock, by an estimate of
+the guest's instruction rate for host time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from armvisor.cpu.timer import TIMERS, HostClock, deadline, output_asserted
+from armvisor.hyp.vgic import INTID_PTIMER, INTID_VTIMER
+
+if TYPE_CHECKING:
+    from armvisor.hyp.vcpu import Vcpu
+
+TIMER_PPIS = {"vtimer": INTID_VTIMER, "ptimer": INTID_PTIMER}
+MIN_HOST_CHUNK = 64  # instructions: host-time chunks never shrink below this
+
+
+class ArchTimer:
+    """The two EL1 timers of one vcpu."""
+
+    def __init__(self, vcpu: "Vcpu") -> None:
+        self.vcpu = vcpu
+        self.insns_per_second = 1e6  # refined from each chunk under the host clock
+
+    def sync(self) -> None:
+        """kvm_timer_sync/kvm_timer_update_irq: the timer outputs into the vGIC."""
+        vgic = self.vcpu.vm.vgic
+        if vgic is None:
+            return
+        s = self.vcpu.cpu.state
+        now = self.vcpu.cpu.clock.count()
+        for timer in TIMERS:
+            vgic.set_private_level(self.vcpu, TIMER_PPIS[timer.name], output_asserted(s, timer, now))
+
+    def next_deadline(self) -> int | None:
+        """The physical count at which the next timer output that is not yet asserted will
+        assert, or None (no armed timer, or no vGIC to deliver it)."""
+        if self.vcpu.vm.vgic is None:
+            return None
+        s = self.vcpu.cpu.state
+        now = self.vcpu.cpu.clock.count()
+        pending = [d for d in (deadline(s, t) for t in TIMERS) if d is not None and d > now]
+        return min(pending, default=None)
+
+    def bound(self, budget: int) -> int:
+        """The chunk size that ends at the next deadline (kvm_timer_schedule's hrtimer)."""
+        when = self.next_deadline()
+        if when is None:
+            return budget
+        clock = self.vcpu.cpu.clock
+        if isinstance(clock, HostClock):
+            estimate = int(clock.seconds_until(when) * self.insns_per_second)
+            return max(min(budget, estimate), min(budget, MIN_HOST_CHUNK))
+        return max(1, min(budget, clock.instructions_until(when)))
+
+    def measured(self, insns: int, seconds: float) -> None:
+        """Refine the instruction-rate estimate from a chunk that ran ``insns`` in ``seconds``."""
+        if insns >= MIN_HOST_CHUNK and seconds > 0:
+            self.insns_per_second = 0.5 * self.insns_per_second + 0.5 * insns / seconds
