@@ -196,3 +196,32 @@ def test_run_without_bound_never_hangs_on_wfi() -> None:
     with pytest.raises(K.KvmError) as err:
         vcpu.run()
     assert err.value.errno == errno.EINTR
+
+
+def test_write_to_readonly_slot_exits_as_mmio() -> None:
+    """KVM_MEM_READONLY: reads come from the slot, writes exit to userspace as MMIO."""
+    vm, vcpu = make_guest("movz x1, #0x5000, lsl #16\n ldr x2, [x1, #8]\n str x2, [x1, #16]\n"
+                          "brk #0\n")
+    rom = bytearray(0x1000)
+    rom[8:16] = (0x1122334455667788).to_bytes(8, "little")
+    vm.set_user_memory_region(1, 0x5000_0000, 0x1000, K.KVM_MEM_READONLY, rom)
+    run = vcpu.run(max_insns=100)
+    assert run.exit_reason == K.KVM_EXIT_MMIO
+    assert (run.mmio.phys_addr, run.mmio.len, run.mmio.is_write) == (0x5000_0010, 8, 1)
+    assert bytes(run.mmio.data) == (0x1122334455667788).to_bytes(8, "little")
+    assert rom[16:24] == bytes(8)  # the slot itself is unchanged
+
+
+def test_unknown_exception_class_injects_undefined() -> None:
+    """kvm_handle_unknown_ec: a class with no handler (here FP/ASIMD, 0x07) is UNDEFINED in
+    the guest, with PC unchanged and the guest's vector taken."""
+    from armvisor.cpu.stops import HypTrap
+    from armvisor.hyp.handle_exit import handle_trap_exceptions
+
+    _, vcpu = make_guest("nop\n")
+    vcpu.set_one_reg(K.arm64_sys_reg(3, 0, 12, 0, 0), 0x4000_0800)
+    trap = HypTrap(esr=(0x07 << 26) | (1 << 25), far=0, hpfar=0, elr=RAM)
+    assert handle_trap_exceptions(vcpu, trap) == 1
+    assert pc(vcpu) == 0x4000_0800 + 0x200
+    assert vcpu.get_one_reg(K.KVM_REG_ARM64_ELR_EL1) == RAM
+    assert vcpu.get_one_reg(K.arm64_sys_reg(3, 0, 5, 2, 0)) >> 26 == 0
