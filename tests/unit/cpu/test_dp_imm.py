@@ -57,7 +57,8 @@ def _shift_alias(rng: random.Random) -> int:
         (0b10, amount, width - 1),  # LSR
         (0b10, -amount % width, width - 1 - amount),  # LSL
     ])
-    return sf << 31 | opc << 29 | 0b100110 << 23 | sf << 22 | immr << 16 | imms << 10 | reg(rng) << 5 | reg(rng)
+    word = sf << 31 | opc << 29 | 0b100110 << 23 | sf << 22 | immr << 16 | imms << 10
+    return word | reg(rng) << 5 | reg(rng)
 
 
 def _ror_alias(word: int) -> int:
@@ -80,61 +81,61 @@ aliases = st.one_of(
 ALL = st.one_of(pc_rel, add_sub_imm, logical_imm, move_wide, bitfield.map(_n_is_sf), extract.map(_n_is_sf))
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=600, deadline=None, derandomize=True)
 @given(pc_rel, machine)
 def test_adr_adrp(word: int, m: dict) -> None:
     check_stream([word], **m)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=600, deadline=None, derandomize=True)
 @given(add_sub_imm, machine)
 def test_add_sub_immediate(word: int, m: dict) -> None:
     check_stream([word], **m)
 
 
-@settings(max_examples=100, deadline=None, derandomize=True)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(add_sub_tags, machine)
 def test_add_sub_immediate_with_tags_is_undefined(word: int, m: dict) -> None:
     check_stream([word], **m)
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=800, deadline=None, derandomize=True)
 @given(logical_imm, machine)
 def test_logical_immediate(word: int, m: dict) -> None:
     check_stream([word], **m)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=400, deadline=None, derandomize=True)
 @given(move_wide, machine)
 def test_move_wide(word: int, m: dict) -> None:
     check_stream([word], **m)
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=800, deadline=None, derandomize=True)
 @given(st.one_of(bitfield, bitfield.map(_n_is_sf)), machine)
 def test_bitfield(word: int, m: dict) -> None:
     check_stream([word], **m)
 
 
-@settings(max_examples=250, deadline=None, derandomize=True)
+@settings(max_examples=500, deadline=None, derandomize=True)
 @given(st.one_of(extract, extract.map(_n_is_sf)), machine)
 def test_extract(word: int, m: dict) -> None:
     check_stream([word], **m)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=600, deadline=None, derandomize=True)
 @given(aliases, machine)
 def test_aliases(word: int, m: dict) -> None:
     check_stream([word], **m)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=600, deadline=None, derandomize=True)
 @given(fields((29, choice(range(8))), (26, const(0b100)), (0, uniform(26))), machine)
 def test_any_word_in_group(word: int, m: dict) -> None:
     check_stream([word], **m)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=600, deadline=None, derandomize=True)
 @given(st.lists(ALL, min_size=2, max_size=8), machine)
 def test_streams(words: list[int], m: dict) -> None:
     check_stream(words, **m)
@@ -188,7 +189,7 @@ def _rn_near_immediate(word: int, rng: random.Random, nzcv: int) -> tuple[int, d
     return word, m
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=600, deadline=None, derandomize=True)
 @given(st.builds(_rn_near_immediate, add_sub_imm, rngs, st.integers(0, 15)))
 def test_add_sub_immediate_flags_near_the_immediate(case: tuple[int, dict]) -> None:
     word, m = case

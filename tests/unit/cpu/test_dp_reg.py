@@ -55,9 +55,9 @@ def _mulh_ra(word: int) -> int:
     return word | 31 << 10 if is_mulh else word
 
 
-three_source = fields((31, sf), (29, rarely), (24, const(0b11011)), (21, choice((0, 0, 1, 1, 2, 2, 5, 5, 6, 6, 3, 4, 7))),
-                      (16, reg),
-                      (15, bit), (10, reg), (5, reg), (0, reg)).map(_mulh_ra)
+op31 = choice((0, 0, 1, 1, 2, 2, 5, 5, 6, 6, 3, 4, 7))  # allocated values favoured
+three_source = fields((31, sf), (29, rarely), (24, const(0b11011)), (21, op31), (16, reg), (15, bit), (10, reg),
+                      (5, reg), (0, reg)).map(_mulh_ra)
 
 aliases = st.one_of(
     force(force(force(logical, 29, 2, 0b01), 10, 6, 0), 5, 5, 31),  # MOV (register), MVN

@@ -1,8 +1,9 @@
 """Integer arithmetic shared by the data-processing groups (Arm ARM J1 shared pseudocode).
 
 Decode-time helpers (DecodeBitMasks, register-field mapping) return plain ints; the operand
-builders return small functions that ops call at run time with a register value. Every value
-is an unsigned int of the operation's width (32 or 64 bits).
+builders return small functions that ops call at run time with a register value; a few op
+factories (``add_sub_flags``, ``use_sp``) serve both groups. Every value is an unsigned int of
+the operation's width (32 or 64 bits).
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ Operand = Callable[[int], int]
 SCRATCH = ZR_WRITE
 
 WIDTH_MASK = {32: MASK32, 64: MASK64}
-
-# Shift types of the shifted-register forms (Arm ARM J1.3 DecodeShift).
-LSL, LSR, ASR, ROR = range(4)
 
 
 def sf_fields(insn: int) -> tuple[int, int, int, int]:
@@ -124,7 +122,8 @@ def add_sub_flags(x: list[int], d: int, n: int, source: list[int] | tuple[int], 
             b = source[m] & mask
             r = (a - b) & mask
             x[d] = r
-            s.nzcv = ((r >> n_shift) & 8) | (0 if r else 4) | (2 if a >= b else 0) | (((a ^ b) & (a ^ r)) >> top)
+            s.nzcv = ((r >> n_shift) & 8) | (0 if r else 4) | (2 if a >= b else 0) | (
+                ((a ^ b) & (a ^ r)) >> top)
             return npc
 
         return subs
@@ -135,7 +134,8 @@ def add_sub_flags(x: list[int], d: int, n: int, source: list[int] | tuple[int], 
         total = a + b
         r = total & mask
         x[d] = r
-        s.nzcv = ((r >> n_shift) & 8) | (0 if r else 4) | (2 if total > mask else 0) | (((a ^ r) & (b ^ r)) >> top)
+        s.nzcv = ((r >> n_shift) & 8) | (0 if r else 4) | (2 if total > mask else 0) | (
+            ((a ^ r) & (b ^ r)) >> top)
         return npc
 
     return adds
@@ -165,6 +165,7 @@ def _ror(amount: int, width: int) -> Operand:
     return lambda v: (((v & mask) >> amount) | (v << back)) & mask
 
 
+# Indexed by the shift type field (Arm ARM J1.3 DecodeShift: LSL, LSR, ASR, ROR).
 _SHIFTS: tuple[Callable[[int, int], Operand], ...] = (_lsl, _lsr, _asr, _ror)
 
 

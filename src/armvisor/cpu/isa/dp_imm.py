@@ -29,7 +29,7 @@ TABLE = DecodeTable("dp_imm")
 
 # -- closures shared by several encodings --------------------------------------------------------
 
-def set_const(x: list[int], d: int, value: int, npc: int) -> Op:
+def _set_const(x: list[int], d: int, value: int, npc: int) -> Op:
     """X[d] = a decode-time constant."""
 
     def op(s: CpuState) -> int:
@@ -39,7 +39,7 @@ def set_const(x: list[int], d: int, value: int, npc: int) -> Op:
     return op
 
 
-def insert_const(x: list[int], d: int, d_write: int, keep: int, value: int, npc: int) -> Op:
+def _insert_const(x: list[int], d: int, d_write: int, keep: int, value: int, npc: int) -> Op:
     """Rd = (Rd AND keep) OR value (Rd read as X[d], written as X[d_write])."""
 
     def op(s: CpuState) -> int:
@@ -53,16 +53,16 @@ def insert_const(x: list[int], d: int, d_write: int, keep: int, value: int, npc:
 
 @TABLE.add("0xx1 0000 xxxx xxxx xxxx xxxx xxxx xxxx", "ADR")
 def build_adr(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.10 ADR: Rd = PC + imm."""
+    """C6.2 ADR: Rd = PC + imm."""
     imm = sign_extend((bits(insn, 23, 5) << 2) | bits(insn, 30, 29), 21)
-    return set_const(cpu.state.x, write_index(insn & 31), (pc + imm) & MASK64, pc + 4)
+    return _set_const(cpu.state.x, write_index(insn & 31), (pc + imm) & MASK64, pc + 4)
 
 
 @TABLE.add("1xx1 0000 xxxx xxxx xxxx xxxx xxxx xxxx", "ADRP")
 def build_adrp(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.11 ADRP: Rd = the 4KB page of PC + imm * 4096."""
+    """C6.2 ADRP: Rd = the 4KB page of PC + imm * 4096."""
     imm = sign_extend((bits(insn, 23, 5) << 2) | bits(insn, 30, 29), 21)
-    return set_const(cpu.state.x, write_index(insn & 31), ((pc & ~0xFFF) + (imm << 12)) & MASK64, pc + 4)
+    return _set_const(cpu.state.x, write_index(insn & 31), ((pc & ~0xFFF) + (imm << 12)) & MASK64, pc + 4)
 
 
 # -- C4.1.86.3 Add/subtract (immediate) ----------------------------------------------------------
@@ -100,7 +100,7 @@ def _add_const(x: list[int], d: int, n: int, k: int, mask: int, npc: int) -> Op:
 
 @TABLE.add("xxx1 0001 0xxx xxxx xxxx xxxx xxxx xxxx", "ADD/ADDS/SUB/SUBS (immediate)")
 def build_add_sub_imm(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.4 ADD, C6.2.8 ADDS, C6.2.357 SUB, C6.2.363 SUBS (immediate): imm12, LSL #0 or #12;
+    """C6.2 ADD, ADDS, SUB, SUBS (immediate): imm12, LSL #0 or #12;
     SP may be Rn, and Rd when flags are not set."""
     width, mask, n, d = sf_fields(insn)
     sub = (insn >> 30) & 1
@@ -124,7 +124,7 @@ def _and_xor_const(x: list[int], d: int, n: int, a: int, b: int, npc: int) -> Op
     return op
 
 
-def ands_const(x: list[int], d: int, n: int, imm: int, width: int, npc: int) -> Op:
+def _ands_const(x: list[int], d: int, n: int, imm: int, width: int, npc: int) -> Op:
     """Rd = Rn AND imm, setting N and Z and clearing C and V."""
     n_shift = width - 4
 
@@ -147,18 +147,20 @@ _LOGICAL_IMM_FORM = (
 
 @TABLE.add("xxx1 0010 0xxx xxxx xxxx xxxx xxxx xxxx", "AND/ORR/EOR/ANDS (immediate)")
 def build_logical_imm(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.12 AND, C6.2.254 ORR, C6.2.120 EOR, C6.2.14 ANDS (immediate): a bitmask immediate;
+    """C6.2 AND, ORR, EOR, ANDS (immediate): a bitmask immediate;
     Rd may be SP except for ANDS."""
     width, mask, n, d = sf_fields(insn)
     opc = bits(insn, 30, 29)
     big_n = (insn >> 22) & 1
-    masks = None if big_n and width == 32 else decode_bit_masks(big_n, bits(insn, 15, 10), bits(insn, 21, 16), True, width)
+    if big_n and width == 32:
+        return cpu.undefined_op(insn, pc)
+    masks = decode_bit_masks(big_n, bits(insn, 15, 10), bits(insn, 21, 16), True, width)
     if masks is None:
         return cpu.undefined_op(insn, pc)
     imm = masks[0]
     x = cpu.state.x
     if opc == 3:
-        return ands_const(x, write_index(d), n, imm, width, pc + 4)
+        return _ands_const(x, write_index(d), n, imm, width, pc + 4)
     a, b = _LOGICAL_IMM_FORM[opc](imm, mask)
     return use_sp(_and_xor_const(x, SCRATCH if d == 31 else d, n, a, b, pc + 4), x, False, d == 31)
 
@@ -176,33 +178,33 @@ def _move_wide_fields(insn: int) -> tuple[int, int, int, int] | None:
 
 @TABLE.add("x001 0010 1xxx xxxx xxxx xxxx xxxx xxxx", "MOVN")
 def build_movn(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.226 MOVN: Rd = NOT(imm16 << shift)."""
+    """C6.2 MOVN: Rd = NOT(imm16 << shift)."""
     fields = _move_wide_fields(insn)
     if fields is None:
         return cpu.undefined_op(insn, pc)
     mask, imm16, shift, d = fields
-    return set_const(cpu.state.x, write_index(d), mask ^ (imm16 << shift), pc + 4)
+    return _set_const(cpu.state.x, write_index(d), mask ^ (imm16 << shift), pc + 4)
 
 
 @TABLE.add("x101 0010 1xxx xxxx xxxx xxxx xxxx xxxx", "MOVZ")
 def build_movz(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.227 MOVZ: Rd = imm16 << shift."""
+    """C6.2 MOVZ: Rd = imm16 << shift."""
     fields = _move_wide_fields(insn)
     if fields is None:
         return cpu.undefined_op(insn, pc)
     _, imm16, shift, d = fields
-    return set_const(cpu.state.x, write_index(d), imm16 << shift, pc + 4)
+    return _set_const(cpu.state.x, write_index(d), imm16 << shift, pc + 4)
 
 
 @TABLE.add("x111 0010 1xxx xxxx xxxx xxxx xxxx xxxx", "MOVK")
 def build_movk(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.225 MOVK: replace one halfword of Rd, keeping the others (a W result is
+    """C6.2 MOVK: replace one halfword of Rd, keeping the others (a W result is
     zero-extended)."""
     fields = _move_wide_fields(insn)
     if fields is None:
         return cpu.undefined_op(insn, pc)
     mask, imm16, shift, d = fields
-    return insert_const(cpu.state.x, d, write_index(d), mask & ~(0xFFFF << shift), imm16 << shift, pc + 4)
+    return _insert_const(cpu.state.x, d, write_index(d), mask & ~(0xFFFF << shift), imm16 << shift, pc + 4)
 
 
 # -- C4.1.86.7 Bitfield --------------------------------------------------------------------------
@@ -242,7 +244,7 @@ def _ubfm(x: list[int], d: int, n: int, right: int, field: int, left: int, npc: 
 
 @TABLE.add("xxx1 0011 0xxx xxxx xxxx xxxx xxxx xxxx", "SBFM/BFM/UBFM")
 def build_bitfield(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.266 SBFM, C6.2.30 BFM, C6.2.412 UBFM (and their aliases ASR, LSL, LSR, SBFIZ,
+    """C6.2 SBFM, BFM, UBFM (and their aliases ASR, LSL, LSR, SBFIZ,
     SBFX, SXTB/H/W, BFC, BFI, BFXIL, UBFIZ, UBFX, UXTB/H).
 
     With DecodeBitMasks(immediate=FALSE), wmask AND tmask selects either Rn<imms:immr> moved to
@@ -270,7 +272,7 @@ def build_bitfield(cpu: "Cpu", insn: int, pc: int) -> Op:
 
 # -- C4.1.86.8 Extract ---------------------------------------------------------------------------
 
-def extract(x: list[int], d: int, n: int, m: int, lsb: int, width: int, npc: int) -> Op:
+def _extract(x: list[int], d: int, n: int, m: int, lsb: int, width: int, npc: int) -> Op:
     """Rd = (Rn:Rm)<lsb+datasize-1:lsb>."""
     mask = WIDTH_MASK[width]
 
@@ -283,9 +285,9 @@ def extract(x: list[int], d: int, n: int, m: int, lsb: int, width: int, npc: int
 
 @TABLE.add("x001 0011 1x0x xxxx xxxx xxxx xxxx xxxx", "EXTR")
 def build_extr(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.122 EXTR (and its alias ROR (immediate))."""
+    """C6.2 EXTR (and its alias ROR (immediate))."""
     width, _, n, d = sf_fields(insn)
     lsb = bits(insn, 15, 10)
     if (insn >> 22) & 1 != width >> 6 or lsb >= width:
         return cpu.undefined_op(insn, pc)
-    return extract(cpu.state.x, write_index(d), n, bits(insn, 20, 16), lsb, width, pc + 4)
+    return _extract(cpu.state.x, write_index(d), n, bits(insn, 20, 16), lsb, width, pc + 4)

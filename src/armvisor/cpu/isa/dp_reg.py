@@ -105,24 +105,26 @@ _LOGICAL_OPS = (operator.and_, operator.or_, operator.xor)
 
 @TABLE.add("xxx0 1010 xxxx xxxx xxxx xxxx xxxx xxxx", "logical (shifted register)")
 def build_logical_reg(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.13 AND, C6.2.32 BIC, C6.2.255 ORR, C6.2.253 ORN, C6.2.121 EOR, C6.2.119 EON,
-    C6.2.15 ANDS, C6.2.33 BICS (shifted register), LSL/LSR/ASR/ROR #imm6 of Rm."""
+    """C6.2 AND, BIC, ORR, ORN, EOR, EON,
+    ANDS, BICS (shifted register), LSL/LSR/ASR/ROR #imm6 of Rm."""
     width, mask, n, d = sf_fields(insn)
+    d = write_index(d)
     m = _rm(insn)
     opc = bits(insn, 30, 29)
-    invert = (insn >> 21) & 1
+    inv = mask * ((insn >> 21) & 1)
     imm6 = bits(insn, 15, 10)
     if imm6 >= width:
         return cpu.undefined_op(insn, pc)
     x = cpu.state.x
-    operand = shift_operand(bits(insn, 23, 22), imm6, width)
+    npc = pc + 4
     if opc == 3:
-        return _ands(x, write_index(d), n, m, operand, mask * invert, width, pc + 4)
-    if opc == 1 and n == 31 and not imm6 and not invert:
-        return _move(x, write_index(d), m, mask, pc + 4)
-    if not imm6:
-        return _logical_unshifted(x, write_index(d), n, m, mask * invert, _LOGICAL_OPS[opc], mask, pc + 4)
-    return _logical(x, write_index(d), n, m, operand, mask * invert, _LOGICAL_OPS[opc], mask, pc + 4)
+        return _ands(x, d, n, m, shift_operand(bits(insn, 23, 22), imm6, width), inv, width, npc)
+    if imm6:
+        operand = shift_operand(bits(insn, 23, 22), imm6, width)
+        return _logical(x, d, n, m, operand, inv, _LOGICAL_OPS[opc], mask, npc)
+    if opc == 1 and n == 31 and not inv:
+        return _move(x, d, m, mask, npc)
+    return _logical_unshifted(x, d, n, m, inv, _LOGICAL_OPS[opc], mask, npc)
 
 
 # -- C4.1.95.4/5 Add/subtract (shifted register, extended register) ------------------------------
@@ -166,7 +168,7 @@ def _add_sub_operand(x: list[int], d: int, n: int, m: int, operand: Operand, sub
 
 @TABLE.add("xxx0 1011 xx0x xxxx xxxx xxxx xxxx xxxx", "add/subtract (shifted register)")
 def build_add_sub_shifted(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.5 ADD, C6.2.9 ADDS, C6.2.358 SUB, C6.2.364 SUBS (shifted register): LSL, LSR or
+    """C6.2 ADD, ADDS, SUB, SUBS (shifted register): LSL, LSR or
     ASR #imm6 of Rm (ROR is reserved)."""
     width, mask, n, d = sf_fields(insn)
     m = _rm(insn)
@@ -187,7 +189,7 @@ def build_add_sub_shifted(cpu: "Cpu", insn: int, pc: int) -> Op:
 
 @TABLE.add("xxx0 1011 001x xxxx xxxx xxxx xxxx xxxx", "add/subtract (extended register)")
 def build_add_sub_extended(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.3 ADD, C6.2.7 ADDS, C6.2.356 SUB, C6.2.362 SUBS (extended register): UXTB..SXTX
+    """C6.2 ADD, ADDS, SUB, SUBS (extended register): UXTB..SXTX
     of Rm, LSL #0..4; Rn is SP, and so is Rd when flags are not set."""
     width, _, n, d = sf_fields(insn)
     setflags = (insn >> 29) & 1
@@ -206,7 +208,7 @@ def build_add_sub_extended(cpu: "Cpu", insn: int, pc: int) -> Op:
 
 @TABLE.add("xxx1 1010 000x xxxx 0000 00xx xxxx xxxx", "ADC/ADCS/SBC/SBCS")
 def build_add_sub_carry(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.1 ADC, C6.2.2 ADCS, C6.2.265 SBC, C6.2.266 SBCS: Rn + Rm (or NOT Rm) + C."""
+    """C6.2 ADC, ADCS, SBC, SBCS: Rn + Rm (or NOT Rm) + C."""
     width, mask, n, d = sf_fields(insn)
     d = write_index(d)
     m = _rm(insn)
@@ -232,8 +234,8 @@ def build_add_sub_carry(cpu: "Cpu", insn: int, pc: int) -> Op:
 
 @TABLE.add("xx11 1010 010x xxxx xxxx x0xx xxx0 xxxx", "CCMN/CCMP")
 def build_cond_compare(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.48 CCMN, C6.2.50 CCMP (register; bit 11 set: C6.2.47, C6.2.49 immediate): the flags
-    of Rn + Rm (or Rn - Rm) if the condition holds, else the immediate NZCV."""
+    """C6.2 CCMN, CCMP (register, and with bit 11 set immediate): the flags of Rn + Rm (or
+    Rn - Rm) if the condition holds, else the immediate NZCV."""
     width, _, n, nzcv = sf_fields(insn)
     nzcv &= 0xF
     holds = CONDITION_TABLE[bits(insn, 15, 12)]
@@ -256,7 +258,7 @@ def build_cond_compare(cpu: "Cpu", insn: int, pc: int) -> Op:
 
 @TABLE.add("xx01 1010 100x xxxx xxxx 0xxx xxxx xxxx", "CSEL/CSINC/CSINV/CSNEG")
 def build_cond_select(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.81 CSEL, C6.2.86 CSINC, C6.2.87 CSINV, C6.2.88 CSNEG: Rd = Rn if the condition
+    """C6.2 CSEL, CSINC, CSINV, CSNEG: Rd = Rn if the condition
     holds, else Rm, Rm + 1, NOT Rm or -Rm."""
     width, mask, n, d = sf_fields(insn)
     d = write_index(d)
@@ -304,7 +306,7 @@ _ONE_SOURCE: dict[tuple[int, int], Operand] = {
 
 @TABLE.add("x101 1010 1100 0000 000x xxxx xxxx xxxx", "data-processing (1 source)")
 def build_one_source(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.262 RBIT, C6.2.264 REV16, C6.2.265 REV32, C6.2.263 REV, C6.2.80 CLZ, C6.2.79 CLS."""
+    """C6.2 RBIT, REV16, REV32, REV, CLZ, CLS."""
     width, mask, n, d = sf_fields(insn)
     fn = _ONE_SOURCE.get((width, bits(insn, 15, 10)))
     if fn is None:
@@ -344,8 +346,8 @@ _TWO_SOURCE: dict[int, Callable[[int], Binary]] = {
 
 @TABLE.add("x001 1010 110x xxxx xxxx xxxx xxxx xxxx", "data-processing (2 source)")
 def build_two_source(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.415 UDIV, C6.2.272 SDIV, C6.2.213 LSLV, C6.2.216 LSRV, C6.2.22 ASRV, C6.2.261 RORV,
-    C6.2.84 CRC32B/H/W/X, C6.2.85 CRC32CB/H/W/X (X forms only, and only they, with sf=1)."""
+    """C6.2 UDIV, SDIV, LSLV, LSRV, ASRV, RORV,
+    CRC32B/H/W/X, CRC32CB/H/W/X (X forms only, and only they, with sf=1)."""
     width, mask, n, d = sf_fields(insn)
     opcode = bits(insn, 15, 10)
     factory = _TWO_SOURCE.get(opcode)
@@ -364,7 +366,7 @@ def _three_source_fields(insn: int) -> tuple[int, int, int, int, int]:
 
 @TABLE.add("x001 1011 000x xxxx xxxx xxxx xxxx xxxx", "MADD/MSUB")
 def build_madd(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.218 MADD, C6.2.239 MSUB (and MUL, MNEG): Rd = Ra +/- Rn * Rm."""
+    """C6.2 MADD, MSUB (and MUL, MNEG): Rd = Ra +/- Rn * Rm."""
     d, n, m, a, sign = _three_source_fields(insn)
     mask = MASK64 if insn >> 31 else MASK32
     x = cpu.state.x
@@ -379,7 +381,7 @@ def build_madd(cpu: "Cpu", insn: int, pc: int) -> Op:
 
 @TABLE.add("1001 1011 x01x xxxx xxxx xxxx xxxx xxxx", "SMADDL/SMSUBL/UMADDL/UMSUBL")
 def build_maddl(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.276 SMADDL, C6.2.283 SMSUBL, C6.2.419 UMADDL, C6.2.422 UMSUBL (and SMULL, SMNEGL,
+    """C6.2 SMADDL, SMSUBL, UMADDL, UMSUBL (and SMULL, SMNEGL,
     UMULL, UMNEGL): Xd = Xa +/- Wn * Wm, signed or unsigned."""
     d, n, m, a, sign = _three_source_fields(insn)
     sign_bit = 0 if (insn >> 23) & 1 else 1 << 31
@@ -396,7 +398,7 @@ def build_maddl(cpu: "Cpu", insn: int, pc: int) -> Op:
 
 @TABLE.add("1001 1011 x10x xxxx 0xxx xxxx xxxx xxxx", "SMULH/UMULH")
 def build_mulh(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2.284 SMULH, C6.2.424 UMULH: Xd = (Xn * Xm)<127:64>, signed or unsigned."""
+    """C6.2 SMULH, UMULH: Xd = (Xn * Xm)<127:64>, signed or unsigned."""
     d, n, m, _, _ = _three_source_fields(insn)
     sign_bit = 0 if (insn >> 23) & 1 else 1 << 63
     x = cpu.state.x
