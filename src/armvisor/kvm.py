@@ -10,10 +10,10 @@ Names and values follow Linux's uapi headers; errors KVM reports as errno raise
 :class:`KvmError` (an ``OSError``) with that errno.
 """
 
-from armvisor.hyp.debug import KvmGuestDebugArch
-from armvisor.hyp.errors import KvmError
+from armvisor.hyp.debug import KvmGuestDebugArch  # noqa: F401 - re-exported
+from armvisor.hyp.errors import KvmError  # noqa: F401 - re-exported
 from armvisor.hyp.psci import *  # noqa: F401,F403 - PSCI/SMCCC function ids and return codes
-from armvisor.hyp.run_record import KvmRun
+from armvisor.hyp.run_record import KvmRun  # noqa: F401 - re-exported
 from armvisor.hyp.uapi import *  # noqa: F401,F403 - the uapi constants
-from armvisor.hyp.vcpu import Vcpu
-from armvisor.hyp.vm import ARMVISOR_CAP_LEGACY_SINGLESTEP, Kvm, Vm
+from armvisor.hyp.vcpu import Vcpu  # noqa: F401 - re-exported
+from armvisor.hyp.vm import ARMVISOR_CAP_LEGACY_SINGLESTEP, Kvm, Vm  # noqa: F401 - re-exported

@@ -4,18 +4,29 @@ Distributor base in x9 and the CPU interface (v2) or this vcpu's SGI_base frame 
 
 from __future__ import annotations
 
-GIC_INIT = {
-    2: """
+MAIN = """
+main:
+    adr x0, vectors
+    msr vbar_el1, x0            // the vector table of support.irq_guest.VECTORS
+    mov x20, #0                 // interrupts counted by the handlers
+"""
+
+def gic_init(version: int, group: int = 1) -> str:
+    """Enable the GIC for interrupts of ``group``: Group 1 as IRQs (GICv2: Group 0 with
+    FIQEn=0, every interrupt's reset group), or Group 0 as FIQs (GICv2 FIQEn, GICv3 always)."""
+    if version == 2:
+        gicc_ctlr = 1 if group else 1 | 1 << 3  # EnableGrp0 (| FIQEn)
+        return f"""
     movz x9, #0x0800, lsl #16
     movz x10, #0x0801, lsl #16
     mov w1, #3
     str w1, [x9]                // GICD_CTLR: Group 0 and 1
     mov w1, #0xff
     str w1, [x10, #4]           // GICC_PMR
-    mov w1, #1
-    str w1, [x10]               // GICC_CTLR: EnableGrp0 (signalled as IRQ, FIQEn=0)
-""",
-    3: """
+    mov w1, #{gicc_ctlr}
+    str w1, [x10]               // GICC_CTLR
+"""
+    return f"""
     movz x9, #0x0800, lsl #16
     mrs x1, mpidr_el1
     and x1, x1, #0xff
@@ -23,19 +34,25 @@ GIC_INIT = {
     add x10, x10, x1, lsl #17   // 128 KiB per redistributor
     sub x2, x10, #0x10, lsl #12
     str wzr, [x2, #0x14]        // GICR_WAKER (RD_base + 0x14): awake
-    mov w1, #2
-    str w1, [x9]                // GICD_CTLR: EnableGrp1 (ARE is always on)
-    mov w1, #-1
-    str w1, [x10, #0x80]        // GICR_IGROUPR0: SGIs and PPIs in Group 1
+    mov w1, #3
+    str w1, [x9]                // GICD_CTLR: both groups (ARE is always on)
+    mov w1, #{-1 if group else 0}
+    str w1, [x10, #0x80]        // GICR_IGROUPR0: SGIs and PPIs in the group
     mov x1, #0xff
     msr icc_pmr_el1, x1
     mov x1, #1
-    msr icc_igrpen1_el1, x1
-""",
-}
+    msr icc_igrpen{group}_el1, x1
+"""
 
-ACK = {2: "ldr w1, [x10, #0xc]", 3: "mrs x1, icc_iar1_el1"}
-EOI = {2: "str w1, [x10, #0x10]", 3: "msr icc_eoir1_el1, x1"}
+
+def ack(version: int, group: int = 1) -> str:
+    """Acknowledge into w1/x1 (GICC_IAR, ICC_IARn_EL1)."""
+    return "ldr w1, [x10, #0xc]" if version == 2 else f"mrs x1, icc_iar{group}_el1"
+
+
+def eoi(version: int, group: int = 1) -> str:
+    """End the interrupt in w1/x1 (GICC_EOIR, ICC_EOIRn_EL1)."""
+    return "str w1, [x10, #0x10]" if version == 2 else f"msr icc_eoir{group}_el1, x1"
 
 
 def enable_private(version: int, intid: int) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 import signal
 import sys
@@ -19,6 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import BinaryIO
 
+from armvisor.vmm import chardev
 from armvisor.vmm.loaders import LoadError
 from armvisor.vmm.machine import DEFAULT_RAM_SIZE, ExitStatus, VirtMachine, report_to_stderr
 from armvisor.vmm.runner import Runner
@@ -81,9 +81,10 @@ def parse_gdb(text: str) -> tuple[str, int]:
 
 
 def parse_serial(text: str) -> str:
-    if text in ("stdio", "null") or text.startswith("file:") and len(text) > 5:
-        return text
-    raise argparse.ArgumentTypeError(f"unsupported -serial {text!r} (armvisor has stdio, file:PATH, null)")
+    try:
+        return chardev.validate(text)
+    except chardev.ChardevError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _positive(kind: Callable[[str], int | float]) -> Callable[[str], int | float]:
@@ -112,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("-append", metavar="CMDLINE", default="", help="kernel command line (/chosen bootargs)")
     add("-dtb", metavar="FILE", type=Path, help="use this device tree blob instead of the generated one")
     add("-serial", metavar="DEV", type=parse_serial, default="stdio",
-        help="UART backend: stdio (default), file:PATH or null")
+        help="UART backend: stdio (default), null, file:PATH, tcp:HOST:PORT[,server[,wait=on]]")
     add("-s", dest="gdb_default", action="store_true", help="shorthand for -gdb tcp::1234")
     add("-gdb", metavar="tcp::PORT", type=parse_gdb, help="wait for gdb on tcp::PORT or tcp:HOST:PORT")
     add("-S", dest="start_stopped", action="store_true", help="with -s/-gdb: stop before the first instruction")
@@ -150,14 +151,11 @@ def _check_gdb_options(args: argparse.Namespace) -> None:
 
 
 def _open_serial(spec: str, stack: ExitStack) -> tuple[BinaryIO, BinaryIO | None]:
-    """The UART's output stream and, for stdio, its input."""
-    if spec == "stdio":
-        return sys.stdout.buffer, sys.stdin.buffer if sys.stdin is not None else None
-    path = os.devnull if spec == "null" else spec.removeprefix("file:")
+    """The UART's output stream and, where the backend has one, its input."""
     try:
-        return stack.enter_context(open(path, "wb")), None
-    except OSError as err:
-        raise BadInput(f"-serial {spec}: {err.strerror}") from None
+        return chardev.open_chardev(spec, stack, announce=_report)
+    except chardev.ChardevError as err:
+        raise BadInput(str(err)) from None
 
 
 def _report(message: str) -> None:

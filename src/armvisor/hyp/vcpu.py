@@ -236,10 +236,11 @@ class Vcpu:
 
         An armed timer is a wake-up source: with host time the vcpu sleeps until its deadline
         (or an earlier kick from another thread), with the instruction-count clock the clock
-        skips to the deadline. Without one, only another thread can wake the vcpu (an SPI
-        through ``Vm.irq_line``, an SGI or CPU_ON from another vcpu): it waits for a kick until
-        the run's time bound, if any; with an instruction bound (round-robin callers) or
-        nothing that could wake it, the bound is reached at once."""
+        skips to the deadline. Without one, only another thread can wake the vcpu (an SGI or
+        CPU_ON from a running vcpu, or, with a time bound and a vGIC, an SPI that userspace
+        raises through ``Vm.irq_line``): it waits for a kick until the run's time bound, if any.
+        With an instruction bound (round-robin callers) or nothing that could wake it, the
+        bound is reached at once."""
         clock = self.cpu.clock
         while self.powered_off or self._wfi_blocked:
             self._kick.clear()
@@ -258,7 +259,8 @@ class Vcpu:
             if fire is not None:
                 timer_at = now + clock.seconds_until(fire)
                 wake_at: float | None = timer_at if deadline is None else min(deadline, timer_at)
-            elif left is not None or not self.vm.can_wake(self):
+            elif left is not None or not (self.vm.can_wake(self)
+                                          or deadline is not None and self.vm.vgic is not None):
                 return False
             else:
                 wake_at = deadline

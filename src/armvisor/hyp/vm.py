@@ -182,8 +182,8 @@ class Vm:
         vgic = self.vgic
         if vgic is None:
             raise KvmError(errno.ENXIO, "no in-kernel irqchip (create_vgic)")
-        if not VGIC_NR_PRIVATE_IRQS <= intid < vgic.nr_irqs:
-            raise einval(f"INTID {intid} is not an SPI of this vGIC (32..{vgic.nr_irqs - 1})")
+        if not VGIC_NR_PRIVATE_IRQS <= intid < VGIC_NR_PRIVATE_IRQS + len(vgic.spis):
+            raise einval(f"INTID {intid} is not an SPI of this vGIC (32..{31 + len(vgic.spis)})")
         vgic.set_level(vgic.spis[intid - VGIC_NR_PRIVATE_IRQS], bool(level))
 
     # -- services for vcpus ------------------------------------------------------------------
@@ -199,9 +199,9 @@ class Vm:
         vcpu.wake()
 
     def can_wake(self, vcpu: Vcpu) -> bool:
-        """Whether anything could wake a halted vcpu: an interrupt already pending for it, an
-        armed timer of its own, an in-kernel irqchip (userspace may raise an SPI from another
-        thread), or another vcpu that is running (it could raise an SGI or CPU_ON this one)."""
-        if not vcpu.powered_off and (self.vgic is not None or vcpu.timer.next_deadline() is not None):
+        """Whether anything in the VM could wake a halted vcpu: an interrupt pending for it, an
+        armed timer of its own, or another vcpu that is running (it could raise an SGI or CPU_ON
+        this one). Userspace's own devices (KVM_IRQ_LINE) are for the VMM to account for."""
+        if not vcpu.powered_off and (vcpu.interrupt_pending() or vcpu.timer.next_deadline() is not None):
             return True
         return any(not v.powered_off for v in self.vcpus if v is not vcpu)

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from armvisor.arch.sysreg_encoding import sys_reg_fields
-from armvisor.arch.sysregs import ESR_EL1, FAR_EL1, VBAR_EL1
 from armvisor.kvm import (
     KVM_ARM_VCPU_POWER_OFF,
     KVM_ARM_VCPU_PSCI_0_2,
@@ -29,19 +27,14 @@ from armvisor.kvm import (
     KVM_EXIT_DEBUG,
     KVM_EXIT_MMIO,
     KVM_EXIT_SYSTEM_EVENT,
-    KVM_REG_ARM64_ELR_EL1,
     KVM_REG_ARM64_PC,
-    KVM_REG_ARM64_PSTATE,
-    KVM_REG_ARM_CORE_SPSR,
     KVM_SYSTEM_EVENT_CRASH,
     KVM_SYSTEM_EVENT_RESET,
     KVM_SYSTEM_EVENT_SHUTDOWN,
     Kvm,
     KvmRun,
     Vcpu,
-    arm64_core_reg,
     arm64_core_x,
-    arm64_sys_reg,
 )
 from armvisor.hyp import uapi
 from armvisor.vmm.bus import MmioBus

@@ -36,7 +36,8 @@ def test_qemu_syntax(parse, text: str, value) -> None:
 @pytest.mark.parametrize(("parse", "text"), [
     (parse_smp, "0"), (parse_smp, "two"), (parse_machine, "vexpress-a9"), (parse_machine, "virt,gic-version=4"),
     (parse_machine, "virt,secure=on"), (parse_gdb, "tcp:1234"), (parse_gdb, "unix:/tmp/s"),
-    (parse_gdb, "tcp::99999"), (parse_serial, "tcp::4444"), (parse_serial, "file:"),
+    (parse_gdb, "tcp::99999"), (parse_serial, "udp::4444"), (parse_serial, "tcp:4444"), (parse_serial, "tcp::4444,telnet"),
+    (parse_serial, "file:"),
 ])
 def test_qemu_syntax_rejected(parse, text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):

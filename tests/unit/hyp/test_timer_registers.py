@@ -66,12 +66,13 @@ def test_tval_is_a_signed_32_bit_view_of_cval() -> None:
         mrs x7, cntv_ctl_el0
         mrs x8, cntv_tval_el0
     """, setup=lambda vm, vcpu: (vcpu.set_one_reg(K.arm64_core_x(10), 0xFFFF_FFFF_0000_1000),
-                                 vcpu.set_one_reg(K.arm64_core_x(11), 0xFFFF_FFF0)))
+                                 vcpu.set_one_reg(K.arm64_core_x(11), 0xFFFF_FFF0),
+                                 vcpu.set_one_reg(K.KVM_REG_ARM_TIMER_CNT, 1 << 40)))
     assert x(vcpu, 1) - x(vcpu, 2) == 0x1000 - 2  # CVAL = counter at the write + 0x1000
     assert x(vcpu, 3) == 0x1000 - 3
-    assert x(vcpu, 5) - x(vcpu, 4) == 16 + 1
+    assert x(vcpu, 5) - x(vcpu, 4) == 16 + 2  # CVAL = counter at the write - 16
     assert x(vcpu, 7) == ENABLE | ISTATUS
-    assert x(vcpu, 8) == (-(16 + 5)) & 0xFFFF_FFFF  # negative: the deadline has passed
+    assert x(vcpu, 8) == (-(16 + 6)) & 0xFFFF_FFFF  # negative: the deadline has passed
 
 
 def test_ctl_keeps_only_enable_and_imask() -> None:

@@ -14,7 +14,7 @@ import time
 import pytest
 from support.guest import RAM, make_guest, pc
 from support.irq_guest import SYSTEM_OFF, VECTORS, run_round_robin, x
-from support.irq_snippets import ACK, EOI, GIC_INIT, enable_private, enable_spi, send_sgi
+from support.irq_snippets import MAIN, ack, enable_private, enable_spi, eoi, gic_init, send_sgi
 
 from armvisor import kvm as K
 
@@ -31,12 +31,9 @@ def timer_guest(version: int, period: int, ticks: int, busy: bool) -> str:
     each tick records (CNTVCT_EL0, ELR_EL1) at DATA. Waits in WFI or in a busy loop."""
     wait = "add x5, x5, #1" if busy else "wfi"
     return f"""{VECTORS}
-main:
-    adr x0, vectors
-    msr vbar_el1, x0
+{MAIN}
     adr x21, data
-    mov x20, #0
-{GIC_INIT[version]}
+{gic_init(version)}
 {enable_private(version, INTID_VTIMER)}
     movz x1, #{period >> 16}, lsl #16
     movk x1, #{period & 0xFFFF}
@@ -50,7 +47,7 @@ main:
     msr cntv_ctl_el0, xzr
 {SYSTEM_OFF}
 irq_handler:
-    {ACK[version]}
+    {ack(version)}
     mrs x2, cntvct_el0
     mrs x3, elr_el1
     stp x2, x3, [x21], #16
@@ -58,7 +55,7 @@ irq_handler:
     movz x4, #{period >> 16}, lsl #16
     movk x4, #{period & 0xFFFF}
     msr cntv_tval_el0, x4
-    {EOI[version]}
+    {eoi(version)}
     mov x22, x1
     eret
 fiq_handler:
@@ -129,11 +126,7 @@ def test_icount_runs_are_identical() -> None:
 def ping_pong_guest(version: int, rounds: int) -> str:
     """vcpu 0 sends SGI 1 to vcpu 1, which answers with SGI 2, ``rounds`` times."""
     return f"""{VECTORS}
-main:
-    adr x0, vectors
-    msr vbar_el1, x0
-    mov x20, #0
-{GIC_INIT[version]}
+{MAIN}{gic_init(version)}
 {enable_private(version, 1)}
 {enable_private(version, 2)}
     mrs x19, mpidr_el1
@@ -141,18 +134,19 @@ main:
     msr daifclr, #2
     cbnz x19, 2f
 {send_sgi(version, 1, 1)}
-2:  wfi
-    cmp x20, #{rounds}
-    b.lo 2b
-    cbnz x19, 3f
+2:  cmp x20, #{rounds}
+    b.hs 6f
+    wfi
+    b 2b
+6:  cbnz x19, 3f
 {SYSTEM_OFF}
 3:  wfi
     b 3b
 irq_handler:
-    {ACK[version]}
+    {ack(version)}
     mov x22, x1
     add x20, x20, #1
-    {EOI[version]}
+    {eoi(version)}
     cbnz x19, 5f
     cmp x20, #{rounds}
     b.hs 4f
@@ -187,23 +181,21 @@ def spi_guest(version: int) -> str:
     """Sleeps in WFI until the UART SPI arrives; the handler disables it (the line stays high)
     and counts it."""
     return f"""{VECTORS}
-main:
-    adr x0, vectors
-    msr vbar_el1, x0
-    mov x20, #0
-{GIC_INIT[version]}
+{MAIN}{gic_init(version)}
 {enable_spi(version, INTID_UART)}
     msr daifclr, #2
-1:  wfi
-    cbz x20, 1b
+1:  cbnz x20, 2f                // the interrupt may come before the first WFI
+    wfi
+    b 1b
+2:
 {SYSTEM_OFF}
 irq_handler:
-    {ACK[version]}
+    {ack(version)}
     mov x22, x1
     add x20, x20, #1
     mov w2, #{1 << (INTID_UART - 32)}
     str w2, [x9, #0x184]        // GICD_ICENABLER1
-    {EOI[version]}
+    {eoi(version)}
     eret
 fiq_handler:
     brk #2
@@ -247,11 +239,7 @@ def test_wfi_without_wake_source_ends_with_eintr_past_the_wfi() -> None:
 
 def stepping_guest() -> str:
     return f"""{VECTORS}
-main:
-    adr x0, vectors
-    msr vbar_el1, x0
-    mov x20, #0
-{GIC_INIT[2]}
+{MAIN}{gic_init(2)}
 {enable_spi(2, INTID_UART)}
     msr daifclr, #2
 loop:
@@ -259,11 +247,11 @@ loop:
     mrs x6, daif
     b loop
 irq_handler:
-    {ACK[2]}
+    {ack(2)}
     add x20, x20, #1
     mov w2, #{1 << (INTID_UART - 32)}
     str w2, [x9, #0x184]
-    {EOI[2]}
+    {eoi(2)}
     eret
 fiq_handler:
     brk #2
@@ -314,3 +302,35 @@ def test_blockirq_steps_the_next_instruction_without_touching_daif() -> None:
     with pytest.raises(OSError):
         vcpu.run(max_insns=100)
     assert x(vcpu, 20) == 1  # delivered as soon as stepping stops
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_group0_interrupt_is_signalled_as_fiq(version: int) -> None:
+    """Group 0 goes to FIQ: with GICC_CTLR.FIQEn on GICv2, always on GICv3 (IHI 0069 4.6)."""
+    bit = 1 << (INTID_UART - 32)
+    source = f"""{VECTORS}
+{MAIN}{gic_init(version, group=0)}
+    mov w1, #{bit}
+    str w1, [x9, #0x104]        // GICD_ISENABLER1 (Group 0 at reset)
+    msr daifclr, #1             // unmask FIQ only
+1:  cbnz x20, 2f
+    wfi
+    b 1b
+2:
+{SYSTEM_OFF}
+irq_handler:
+    brk #3
+fiq_handler:
+    {ack(version, group=0)}
+    mov x22, x1
+    add x20, x20, #1
+    mov w2, #{bit}
+    str w2, [x9, #0x184]
+    {eoi(version, group=0)}
+    eret
+"""
+    vm, vcpu = make_guest(source)
+    vm.create_vgic(version)
+    vm.irq_line(INTID_UART, True)
+    run_to_off(vcpu, timeout=10)
+    assert x(vcpu, 20) == 1 and x(vcpu, 22) == INTID_UART

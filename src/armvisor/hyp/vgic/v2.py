@@ -42,6 +42,7 @@ GICC_APR0 = 0xD0
 GICC_NSAPR0 = 0xE0
 GICC_IIDR = 0xFC
 GICC_DIR = 0x1000
+GICC_INTID_MASK = 0x3FF  # EOIR/DIR: InterruptID [9:0] (CPUID [12:10] for an SGI)
 GICC_IIDR_VALUE = 0x0002043B  # architecture version 2, implementer ARM
 GIC_V2_CPU_SIZE = 0x2000
 
@@ -103,13 +104,6 @@ def _typer(vgic: Vgic, cpu: int) -> int:
     return (vgic.nr_irqs // 32 - 1) | ((len(vgic.vcpus) - 1) << 5)
 
 
-def _write_ctlr(vgic: Vgic, cpu: int, value: int) -> None:
-    with vgic.lock:
-        vgic.enabled = [bool(value & 1), bool(value & 2)]
-        for irq in list(vgic.pending):
-            vgic.changed(irq)
-
-
 def _targets_get(vgic: "VgicV2", irq: VgicIrq) -> int:
     """ITARGETSR: read-only for SGIs/PPIs (the reading CPU), RAZ/WI on a uniprocessor."""
     if vgic.uniprocessor:
@@ -137,7 +131,8 @@ def _set_sources(vgic: Vgic, irq: VgicIrq, value: int, setting: bool) -> None:
 def distributor_regions(vgic: VgicV2) -> list[Region]:
     nr = vgic.nr_irqs
     return [
-        register("GICD_CTLR", GICD_CTLR, lambda g, c: int(g.enabled[0]) | int(g.enabled[1]) << 1, _write_ctlr),
+        register("GICD_CTLR", GICD_CTLR, lambda g, c: int(g.enabled[0]) | int(g.enabled[1]) << 1,
+                 lambda g, c, v: g.set_group_enables(v)),
         register("GICD_TYPER", GICD_TYPER, _typer),
         register("GICD_IIDR", GICD_IIDR, lambda g, c: GICD_IIDR_VALUE),
         *irq_regions(nr, Vgic.irq, sgi_pending_writable=False),
@@ -168,9 +163,6 @@ def _write_cpu_ctlr(vgic: Vgic, cpu: int, value: int) -> None:
     c.eoimode = bool(value & GICC_CTLR_EOIMODE)
 
 
-def _set_pmr(vgic: Vgic, cpu: int, value: int) -> None:
-    vgic.cpus[cpu].pmr = vgic.priority_field(value & 0xFF)
-
 
 def _abpr(vgic: Vgic, cpu: int) -> int:
     return vgic.cpus[cpu].bpr[1]
@@ -182,12 +174,6 @@ def _set_abpr(vgic: Vgic, cpu: int, value: int) -> None:
         vgic.cpus[cpu].set_bpr(1, value)
 
 
-def _set_apr(group: int):
-    def write(vgic: Vgic, cpu: int, value: int) -> None:
-        vgic.cpus[cpu].apr[group] = value & 0xFFFFFFFF
-
-    return write
-
 
 def _ack_group0(vgic: Vgic, cpu: int) -> tuple[tuple[int, ...], int]:
     """GICC_IAR/HPPIR: Group 0, and Group 1 too when AckCtl is set (else 1022 for it)."""
@@ -197,18 +183,20 @@ def _ack_group0(vgic: Vgic, cpu: int) -> tuple[tuple[int, ...], int]:
 def cpu_interface_regions() -> list[Region]:
     return [
         register("GICC_CTLR", GICC_CTLR, _read_cpu_ctlr, _write_cpu_ctlr),
-        register("GICC_PMR", GICC_PMR, lambda g, c: g.cpus[c].pmr, _set_pmr),
+        register("GICC_PMR", GICC_PMR, lambda g, c: g.cpus[c].pmr, Vgic.set_pmr),
         register("GICC_BPR", GICC_BPR, lambda g, c: g.cpus[c].bpr[0], lambda g, c, v: g.cpus[c].set_bpr(0, v)),
         register("GICC_IAR", GICC_IAR, lambda g, c: g.acknowledge(c, *_ack_group0(g, c))),
-        register("GICC_EOIR", GICC_EOIR, lambda g, c: 0, lambda g, c, v: g.end_of_interrupt(c, v, 0)),
+        register("GICC_EOIR", GICC_EOIR, lambda g, c: 0, lambda g, c, v: g.end_of_interrupt(c, v & GICC_INTID_MASK, 0)),
         register("GICC_RPR", GICC_RPR, lambda g, c: g.cpus[c].running_priority),
         register("GICC_HPPIR", GICC_HPPIR, lambda g, c: g.hppi_id(c, *_ack_group0(g, c))),
         register("GICC_ABPR", GICC_ABPR, _abpr, _set_abpr),
         register("GICC_AIAR", GICC_AIAR, lambda g, c: g.acknowledge(c, (1,), GIC_SPURIOUS)),
-        register("GICC_AEOIR", GICC_AEOIR, lambda g, c: 0, lambda g, c, v: g.end_of_interrupt(c, v, 1)),
+        register("GICC_AEOIR", GICC_AEOIR, lambda g, c: 0, lambda g, c, v: g.end_of_interrupt(c, v & GICC_INTID_MASK, 1)),
         register("GICC_AHPPIR", GICC_AHPPIR, lambda g, c: g.hppi_id(c, (1,), GIC_SPURIOUS)),
-        register("GICC_APR0", GICC_APR0, lambda g, c: g.cpus[c].apr[0], _set_apr(0)),
-        register("GICC_NSAPR0", GICC_NSAPR0, lambda g, c: g.cpus[c].apr[1], _set_apr(1)),
+        register("GICC_APR0", GICC_APR0, lambda g, c: g.cpus[c].apr[0],
+                 lambda g, c, v: g.set_active_priorities(c, 0, v)),
+        register("GICC_NSAPR0", GICC_NSAPR0, lambda g, c: g.cpus[c].apr[1],
+                 lambda g, c, v: g.set_active_priorities(c, 1, v)),
         register("GICC_IIDR", GICC_IIDR, lambda g, c: GICC_IIDR_VALUE),
-        register("GICC_DIR", GICC_DIR, lambda g, c: 0, lambda g, c, v: g.deactivate(c, v)),
+        register("GICC_DIR", GICC_DIR, lambda g, c: 0, lambda g, c, v: g.deactivate(c, v & GICC_INTID_MASK)),
     ]

@@ -2,7 +2,7 @@
 and the CPU interface's system registers (ARM IHI 0069; KVM's vgic-mmio-v3.c, vgic-v3.c and
 vgic-sys-reg-v3.c). Affinity routing is always on and there is a single Security state
 (GICD_CTLR.ARE and DS read as one, as under KVM); priorities have 5 bits; LPIs and the ITS are
-not implemented (GICD_TYPER.LPIS = 0)."""
+not implemented (GICD_TYPER.LPIS = 0); IGRPMODR is RAZ/WI with one Security state."""
 
 from __future__ import annotations
 
@@ -21,11 +21,8 @@ GICD_CTLR = 0x0000
 GICD_TYPER = 0x0004
 GICD_IIDR = 0x0008
 GICD_TYPER2 = 0x000C
-GICD_IGRPMODR = 0x0D00
 GICD_IROUTER = 0x6000
 GICD_PIDR4 = 0xFFD0
-GICD_CTLR_ENABLE_GRP0 = 1 << 0
-GICD_CTLR_ENABLE_GRP1 = 1 << 1
 GICD_CTLR_ARE = 1 << 4
 GICD_CTLR_DS = 1 << 6
 GICD_TYPER_IDBITS = 9 << 19  # INTIDs up to 1023
@@ -109,13 +106,6 @@ def _read_dist_ctlr(vgic: Vgic, cpu: int) -> int:
     return int(vgic.enabled[0]) | int(vgic.enabled[1]) << 1 | GICD_CTLR_ARE | GICD_CTLR_DS
 
 
-def _write_dist_ctlr(vgic: Vgic, cpu: int, value: int) -> None:
-    with vgic.lock:
-        vgic.enabled = [bool(value & GICD_CTLR_ENABLE_GRP0), bool(value & GICD_CTLR_ENABLE_GRP1)]
-        for irq in list(vgic.pending):
-            vgic.changed(irq)
-
-
 def _dist_typer(vgic: Vgic, cpu: int) -> int:
     return (vgic.nr_irqs // 32 - 1) | GICD_TYPER_IDBITS | GICD_TYPER_A3V | GICD_TYPER_NO1N
 
@@ -131,7 +121,7 @@ def _ignore(vgic: Vgic, cpu: int, value: int) -> None:
 def distributor_regions(vgic: VgicV3) -> list[Region]:
     nr = vgic.nr_irqs
     return [
-        register("GICD_CTLR", GICD_CTLR, _read_dist_ctlr, _write_dist_ctlr),
+        register("GICD_CTLR", GICD_CTLR, _read_dist_ctlr, lambda g, c, v: g.set_group_enables(v)),
         register("GICD_TYPER", GICD_TYPER, _dist_typer),
         register("GICD_IIDR", GICD_IIDR, lambda g, c: GIC_IIDR_VALUE),
         register("GICD_TYPER2", GICD_TYPER2, _raz),
@@ -237,19 +227,10 @@ def _set_grpen(group: int):
     return write
 
 
-def _set_apr(group: int):
-    def write(vgic: VgicV3, cpu: int, value: int) -> None:
-        vgic.cpus[cpu].apr[group] = value & 0xFFFFFFFF
-
-    return write
-
-
-def _set_pmr(vgic: VgicV3, cpu: int, value: int) -> None:
-    vgic.cpus[cpu].pmr = vgic.priority_field(value & 0xFF)
 
 
 ICC_ACCESSORS: dict[str, IccAccessor] = {
-    "ICC_PMR_EL1": _rw(lambda g, c: g.cpus[c].pmr, _set_pmr),
+    "ICC_PMR_EL1": _rw(lambda g, c: g.cpus[c].pmr, Vgic.set_pmr),
     "ICC_IAR0_EL1": _ro(lambda g, c: g.acknowledge(c, (0,), GIC_SPURIOUS)),
     "ICC_IAR1_EL1": _ro(lambda g, c: g.acknowledge(c, (1,), GIC_SPURIOUS)),
     "ICC_EOIR0_EL1": _wo(lambda g, c, v: g.end_of_interrupt(c, v & 0xFFFFFF, 0)),
@@ -258,8 +239,8 @@ ICC_ACCESSORS: dict[str, IccAccessor] = {
     "ICC_HPPIR1_EL1": _ro(lambda g, c: g.hppi_id(c, (1,), GIC_SPURIOUS)),
     "ICC_BPR0_EL1": _rw(lambda g, c: g.cpus[c].bpr[0], lambda g, c, v: g.cpus[c].set_bpr(0, v)),
     "ICC_BPR1_EL1": _rw(_read_bpr1, _write_bpr1),
-    "ICC_AP0R0_EL1": _rw(lambda g, c: g.cpus[c].apr[0], _set_apr(0)),
-    "ICC_AP1R0_EL1": _rw(lambda g, c: g.cpus[c].apr[1], _set_apr(1)),
+    "ICC_AP0R0_EL1": _rw(lambda g, c: g.cpus[c].apr[0], lambda g, c, v: g.set_active_priorities(c, 0, v)),
+    "ICC_AP1R0_EL1": _rw(lambda g, c: g.cpus[c].apr[1], lambda g, c, v: g.set_active_priorities(c, 1, v)),
     "ICC_DIR_EL1": _wo(lambda g, c, v: g.deactivate(c, v & 0xFFFFFF)),
     "ICC_RPR_EL1": _ro(lambda g, c: g.cpus[c].running_priority),
     "ICC_SGI1R_EL1": _wo(lambda g, c, v: g.generate_sgi(c, v, 1)),

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from armvisor.hyp.vgic.irq import (
     GIC_SPURIOUS,
-    GIC_SPURIOUS_OTHER_GROUP,
     VGIC_NR_PRIVATE_IRQS,
     VGIC_NR_SGIS,
     VGIC_PRI_BITS,
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
 BPR0_MIN = 7 - VGIC_PRI_BITS  # group 0 binary point: group priority is [7:BPR0+1]
 BPR1_MIN = BPR0_MIN + 1  # group 1 binary point: group priority is [7:BPR1]
 PRIORITY_IDLE = 0xFF
+GIC_SPECIAL_INTIDS = 1020
 APR_SHIFT = 8 - VGIC_PRI_BITS  # one active-priority bit per implemented priority level
 
 
@@ -91,17 +91,17 @@ class Vgic:
     version = 0
 
     def __init__(self, vm: "Vm", nr_irqs: int) -> None:
-        if nr_irqs % 32 or not 64 <= nr_irqs <= 1020 + 4:
+        if nr_irqs % 32 or not 64 <= nr_irqs <= 1024:
             raise ValueError(f"nr_irqs {nr_irqs} must be a multiple of 32 between 64 and 1024")
         self.vm = vm
-        self.nr_irqs = min(nr_irqs, 1020)
+        self.nr_irqs = nr_irqs  # INTIDs 1020-1023 are special: never interrupts
         self.lock = threading.RLock()
         self.enabled = [False, False]  # GICD_CTLR EnableGrp0/EnableGrp1
         self.vcpus: list["Vcpu"] = list(vm.vcpus)
         self.cpus = [VgicCpu() for _ in self.vcpus]
         self.private = [[self._new_private(i, n) for n in range(VGIC_NR_PRIVATE_IRQS)]
                         for i in range(len(self.vcpus))]
-        self.spis = [VgicIrq(n, targets=0) for n in range(VGIC_NR_PRIVATE_IRQS, self.nr_irqs)]
+        self.spis = [VgicIrq(n) for n in range(VGIC_NR_PRIVATE_IRQS, min(nr_irqs, GIC_SPECIAL_INTIDS))]
         self.pending: set[VgicIrq] = set()
 
     def _new_private(self, owner: int, intid: int) -> VgicIrq:
@@ -114,7 +114,7 @@ class Vgic:
         """The interrupt ``intid`` as vcpu ``cpu`` sees it (private ones are banked)."""
         if intid < VGIC_NR_PRIVATE_IRQS:
             return self.private[cpu][intid]
-        if intid < self.nr_irqs:
+        if intid - VGIC_NR_PRIVATE_IRQS < len(self.spis):
             return self.spis[intid - VGIC_NR_PRIVATE_IRQS]
         return None
 
@@ -247,28 +247,24 @@ class Vgic:
             self.changed(irq)
             return value
 
-    def end_of_interrupt(self, cpu: int, value: int, group: int) -> None:
-        """GICC_EOIR/ICC_EOIRn_EL1: priority drop, and deactivation when EOImode is 0."""
+    def end_of_interrupt(self, cpu: int, intid: int, group: int) -> None:
+        """GICC_EOIR/ICC_EOIRn_EL1 for ``intid`` (the caller strips other fields): priority
+        drop, and deactivation when EOImode is 0. Special INTIDs have no effect."""
         with self.lock:
-            intid = value & 0x3FF
-            if intid >= 1020:
+            if intid >= GIC_SPECIAL_INTIDS:
                 return
             c = self.cpus[cpu]
             c.drop_priority(group)
             if not c.eoimode:
-                self._deactivate(cpu, value)
+                self.deactivate(cpu, intid)
 
-    def deactivate(self, cpu: int, value: int) -> None:
+    def deactivate(self, cpu: int, intid: int) -> None:
         """GICC_DIR/ICC_DIR_EL1."""
         with self.lock:
-            if value & 0x3FF < 1020:
-                self._deactivate(cpu, value)
-
-    def _deactivate(self, cpu: int, value: int) -> None:
-        irq = self.irq(cpu, value & 0x3FF)
-        if irq is not None:
-            irq.active = False
-            self.changed(irq)
+            irq = self.irq(cpu, intid) if intid < GIC_SPECIAL_INTIDS else None
+            if irq is not None:
+                irq.active = False
+                self.changed(irq)
 
     # -- software generated interrupts -----------------------------------------------------------
     def raise_sgi(self, source: int, target: int, intid: int, group: int | None) -> None:
@@ -289,4 +285,20 @@ class Vgic:
         return irq or fiq
 
     def priority_field(self, value: int) -> int:
+        """A priority as stored: the unimplemented low bits read as zero."""
         return value & VGIC_PRI_MASK
+
+    def set_group_enables(self, value: int) -> None:
+        """GICD_CTLR EnableGrp0 [0] and EnableGrp1 [1] (both versions, one Security state)."""
+        with self.lock:
+            self.enabled = [bool(value & 1), bool(value & 2)]
+            for irq in list(self.pending):
+                self.changed(irq)
+
+    def set_pmr(self, cpu: int, value: int) -> None:
+        """GICC_PMR / ICC_PMR_EL1."""
+        self.cpus[cpu].pmr = self.priority_field(value & 0xFF)
+
+    def set_active_priorities(self, cpu: int, group: int, value: int) -> None:
+        """GICC_APR0/NSAPR0, ICC_AP0R0/AP1R0_EL1 (written to restore a saved state)."""
+        self.cpus[cpu].apr[group] = value & 0xFFFFFFFF

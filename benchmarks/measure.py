@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""In-process measurements of armvisor: the guest runs on :class:`VirtMachine` and the
+:class:`Runner` behind ``armvisor run`` (guest output captured), so machine set-up and Python
+start-up are outside the timed part. Instruction counts are the vcpus' ``instructions``
+(``Cpu.icount``), exact.
+
+Also a worker for subprocesses (PyPy, callgrind), printing JSON on stdout:
+
+    python3 benchmarks/measure.py [--quick] [--callgrind-marks] NAME...
+
+With ``--callgrind-marks`` each guest run is bracketed by ``os.getppid()`` and ``os.getpgrp()``,
+which ``valgrind --tool=callgrind --zero-before=getppid --dump-before=getpgrp`` turns into one
+profile dump per run, holding exactly the host instructions of that run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from armvisor.kvm import KVM_EXIT_DEBUG, KVM_EXIT_MMIO, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP
+from armvisor.vmm.machine import ExitStatus, VirtMachine
+from armvisor.vmm.runner import Runner
+
+import workloads
+
+CALLGRIND_ZERO = "getppid"  # libc functions nothing else in a run calls
+CALLGRIND_DUMP = "getpgrp"
+
+
+class BenchmarkError(RuntimeError):
+    """A guest did not run to PSCI SYSTEM_OFF."""
+
+
+@dataclass(frozen=True)
+class GuestRun:
+    name: str
+    instructions: int
+    seconds: float
+    mmio_exits: int
+    output: str
+
+    @property
+    def mips(self) -> float:
+        return self.instructions / self.seconds / 1e6
+
+
+def run_guest(name: str, elf: Path, marks: bool = False) -> GuestRun:
+    """Run ``elf`` to power-off; only :meth:`Runner.run` is timed."""
+    serial = io.BytesIO()
+    machine = VirtMachine(elf, serial=serial)
+    runner = Runner(machine)
+    if marks:
+        os.getppid()
+    start = time.perf_counter()
+    stop = runner.run()
+    seconds = time.perf_counter() - start
+    if marks:
+        os.getpgrp()
+    if stop.status != ExitStatus.POWER_OFF:
+        raise BenchmarkError(f"{name}: status {int(stop.status)} {stop.message}")
+    mmio = sum(counts[KVM_EXIT_MMIO] for counts in runner.exit_counts.values())
+    return GuestRun(name, sum(v.instructions for v in machine.vcpus), seconds, mmio,
+                    serial.getvalue().decode(errors="replace"))
+
+
+def best_run(name: str, elf: Path, repeat: int) -> GuestRun:
+    """The fastest of ``repeat`` runs (each on a fresh machine)."""
+    return min((run_guest(name, elf) for _ in range(repeat)), key=lambda r: r.seconds)
+
+
+def single_steps(elf: Path, steps: int) -> tuple[int, float]:
+    """(steps, seconds): ``Vcpu.run()`` with KVM_GUESTDBG_SINGLESTEP, one KVM_EXIT_DEBUG per
+    instruction; MMIO and other exits on the way are served by the machine."""
+    machine = VirtMachine(elf, serial=io.BytesIO())
+    vcpu = machine.vcpus[0]
+    vcpu.set_guest_debug(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP)
+    done = 0
+    start = time.perf_counter()
+    while done < steps:
+        run = vcpu.run()
+        if run.exit_reason == KVM_EXIT_DEBUG:
+            done += 1
+        elif machine.handle_exit(vcpu, run) is not None:
+            break
+    return done, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="+", choices=sorted(workloads.BY_NAME))
+    parser.add_argument("--quick", action="store_true", help="the reduced sizes")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--callgrind-marks", action="store_true")
+    args = parser.parse_args()
+    elfs = {name: workloads.build(workloads.BY_NAME[name], workloads.BY_NAME[name].size(args.quick))
+            for name in args.names}
+    results = []
+    for name, elf in elfs.items():
+        if args.callgrind_marks:
+            results.append(run_guest(name, elf, marks=True))
+        else:
+            results.append(best_run(name, elf, args.repeat))
+    json.dump([asdict(r) for r in results], sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
