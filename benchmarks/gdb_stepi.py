@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 HARNESS = Path("/work/shared/harness")
+DEFAULT_ELF = HARNESS / "reference" / "elf" / "mmio_step.elf"
 TARGETS = {
     "armvisor": "armvisor run -S -gdb tcp:{host}:{port} {elf}",
     "qemu": "qemu-system-aarch64 -M virt -cpu cortex-a57 -nographic -net none -kernel {elf} -S -gdb tcp:{host}:{port}",
@@ -36,9 +37,16 @@ def steps_per_second(template: str, elf: Path, steps: int) -> tuple[float, int]:
     return float(end.get("steps_per_second") or 0.0), int(end.get("steps") or 0)
 
 
+def measure(elf: Path, steps: int, repeat: int) -> dict[str, tuple[float, int] | None]:
+    """Best (stepi/s, steps) of ``repeat`` runs per target; None for a target not installed."""
+    return {name: max(steps_per_second(template, elf, steps) for _ in range(repeat))
+            if shutil.which(template.split()[0]) else None
+            for name, template in TARGETS.items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--elf", type=Path, default=HARNESS / "reference" / "elf" / "mmio_step.elf")
+    ap.add_argument("--elf", type=Path, default=DEFAULT_ELF)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
@@ -46,13 +54,8 @@ def main() -> int:
         print("gdb_stepi: needs gdb-multiarch", file=sys.stderr)
         return 1
     print(f"guest {args.elf.name}, up to {args.steps} stepi per run, best of {args.repeat}")
-    for name, template in TARGETS.items():
-        if shutil.which(template.split()[0]) is None:
-            print(f"{name:>9}: not installed")
-            continue
-        runs = [steps_per_second(template, args.elf, args.steps) for _ in range(args.repeat)]
-        rate, steps = max(runs)
-        print(f"{name:>9}: {rate:8.1f} stepi/s  ({steps} steps)")
+    for name, best in measure(args.elf, args.steps, args.repeat).items():
+        print(f"{name:>9}: " + ("not installed" if best is None else f"{best[0]:8.1f} stepi/s  ({best[1]} steps)"))
     return 0
 
 

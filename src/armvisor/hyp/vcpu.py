@@ -23,6 +23,7 @@ from armvisor.arch.sysregs import (
     SPSR_EL1,
     SYSREGS,
 )
+from armvisor.cpu.timer import CNT_CTL_ENABLE, CNT_CTL_IMASK, CNT_CTL_ISTATUS, VIRTUAL_TIMER, condition_met
 from armvisor.cpu import Budget, Cpu, HypTrap, WaitForInterrupt
 from armvisor.hyp import uapi as U
 from armvisor.hyp.adjust_pc import kvm_skip_instr
@@ -60,7 +61,7 @@ SUPPORTED_FEATURES = {U.KVM_ARM_VCPU_POWER_OFF, U.KVM_ARM_VCPU_PSCI_0_2}
 VALID_PSTATE_MODES = {PSR_MODE_EL0t, PSR_MODE_EL1t, PSR_MODE_EL1h}
 # The timer ONE_REG ids (their encodings of CNT and CVAL are swapped in KVM's ABI, on purpose).
 TIMER_ONE_REGS = {
-    U.KVM_REG_ARM_TIMER_CTL & 0xFFFF: lambda vcpu: vcpu._timer_storage(CNTV_CTL_EL0),
+    U.KVM_REG_ARM_TIMER_CTL & 0xFFFF: lambda vcpu: vcpu._timer_ctl(),
     U.KVM_REG_ARM_TIMER_CNT & 0xFFFF: lambda vcpu: vcpu._timer_cnt(),
     U.KVM_REG_ARM_TIMER_CVAL & 0xFFFF: lambda vcpu: vcpu._timer_storage(CNTV_CVAL_EL0),
 }
@@ -428,6 +429,19 @@ class Vcpu:
             s.cntvoff_el2 = (self.cpu.clock.count() - value) & MASK64
 
         return get, put, 8
+
+    def _timer_ctl(self):
+        """KVM_REG_ARM_TIMER_CTL: CNTV_CTL_EL0 with ISTATUS computed, as read_timer_ctl() does;
+        ISTATUS is read-only, so a write keeps ENABLE and IMASK only."""
+        s = self.cpu.state
+
+        def get() -> int:
+            value = s.sr[CNTV_CTL_EL0]
+            if value & CNT_CTL_ENABLE and condition_met(s, VIRTUAL_TIMER, self.cpu.clock.count()):
+                value |= CNT_CTL_ISTATUS
+            return value
+
+        return get, (lambda v: s.sr.__setitem__(CNTV_CTL_EL0, v & (CNT_CTL_ENABLE | CNT_CTL_IMASK))), 8
 
     def _timer_storage(self, enc: int):
         sr = self.cpu.state.sr

@@ -99,7 +99,7 @@ def test_cntvoff_moves_the_virtual_counter_only() -> None:
     assert 0x1_0000_0000 <= x(vcpu, 1) < 0x1_0000_0010 and x(vcpu, 2) < 0x10
     assert x(vcpu, 3) == 0x1_0000_0000
     assert (x(vcpu, 5), x(vcpu, 6)) == (ENABLE | ISTATUS, ENABLE)
-    assert vcpu.get_one_reg(K.KVM_REG_ARM_TIMER_CTL) == ENABLE
+    assert vcpu.get_one_reg(K.KVM_REG_ARM_TIMER_CTL) == ENABLE | ISTATUS  # read_timer_ctl()
     assert vcpu.get_one_reg(K.KVM_REG_ARM_TIMER_CNT) >= 0x1_0000_0000
 
 
@@ -135,3 +135,17 @@ def test_imask_keeps_the_interrupt_from_the_gic() -> None:
     """, setup=lambda vm, vcpu: vm.create_vgic(2))
     assert x(vcpu, 2) == ENABLE | IMASK | ISTATUS
     assert x(vcpu, 3) & (1 << 27) == 0 and x(vcpu, 4) & (1 << 27)
+
+
+def test_timer_ctl_one_reg_shows_istatus() -> None:
+    """KVM_REG_ARM_TIMER_CTL reads CNTV_CTL_EL0 with ISTATUS computed (KVM read_timer_ctl)."""
+    from support.guest import make_guest
+
+    from armvisor import kvm as K
+
+    _, vcpu = make_guest("nop\n")
+    vcpu.set_one_reg(K.KVM_REG_ARM_TIMER_CVAL, 0)  # already reached
+    vcpu.set_one_reg(K.KVM_REG_ARM_TIMER_CTL, 1 | 4)  # ENABLE; the ISTATUS written is ignored
+    assert vcpu.get_one_reg(K.KVM_REG_ARM_TIMER_CTL) == 1 | 4
+    vcpu.set_one_reg(K.KVM_REG_ARM_TIMER_CVAL, (1 << 64) - 1)  # never reached
+    assert vcpu.get_one_reg(K.KVM_REG_ARM_TIMER_CTL) == 1
