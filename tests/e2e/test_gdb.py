@@ -10,12 +10,12 @@ offset 0x200 for the current EL with SP_ELx, one instruction per step), PSCI (DE
 from __future__ import annotations
 
 import shutil
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
-from support.gdb_driver import mini_machine_argv, run_gdb
+from support.gdb_driver import run_gdb
 
 from armvisor.toolchain import build_elf
 
@@ -111,20 +111,11 @@ def smp_guest(tmp_path_factory) -> Path:
     return build(tmp_path_factory, "gdb_smp", SMP_GUEST)
 
 
-def cli_serves_gdb() -> bool:
-    try:
-        help_text = subprocess.run(["armvisor", "run", "--help"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return "-gdb" in help_text
-
-
 @pytest.fixture(scope="module")
 def target():
-    """``armvisor run -S -gdb tcp::PORT`` once the VMM's CLI has it, else the test harness."""
-    if cli_serves_gdb():
-        return lambda elf, smp=1: ["armvisor", "run", "-S", "-smp", str(smp), "-gdb", "tcp::{port}", str(elf)]
-    return mini_machine_argv
+    """``armvisor run -S -gdb tcp::PORT``, the command line outside checks use."""
+    return lambda elf, smp=1: [sys.executable, "-m", "armvisor.cli.main", "run", "-S", "-smp", str(smp),
+                               "-gdb", "tcp::{port}", str(elf)]
 
 
 def symbols(elf: Path) -> dict[str, int]:
@@ -212,10 +203,9 @@ def test_two_vcpus_are_two_threads(smp_guest, target) -> None:
     assert r.regs[2]["pc"] == sym["secondary"] + 4 and r.regs[2]["x21"] == 0x77
 
 
-def test_monitor_commands(guest) -> None:
-    """On the test harness machine, which has the ``reset()`` that ``monitor reset`` needs."""
+def test_monitor_commands(guest, target) -> None:
     sym = symbols(guest)
-    r = run_gdb(mini_machine_argv(guest), guest, ["break sysreg", "continue", "monitor exits", "monitor trace on",
+    r = run_gdb(target(guest), guest, ["break sysreg", "continue", "monitor exits", "monitor trace on",
                                        "monitor trace off", "monitor reset", "maint flush register-cache", "jregs",
                                        "monitor help"])
     assert "vcpu 0:" in r.output and "exit_ec_0x16=1" in r.output, r.output  # the HVC exit
@@ -273,15 +263,9 @@ def timer_guest(tmp_path_factory) -> Path:
     return build(tmp_path_factory, "gdb_timer", TIMER_GUEST)
 
 
-def cli_only(target) -> None:
-    if target is mini_machine_argv:
-        pytest.skip("needs armvisor run (vGIC and timer)")
-
-
 def test_stepping_a_sleeping_wfi_steps_one_instruction(timer_guest, target) -> None:
     """The WFI sleeps ~100 ms until the timer fires, and the step ends right after it (QEMU 7.2
     executes one more instruction here); IRQs stay blocked while stepping by default."""
-    cli_only(target)
     sym = symbols(timer_guest)
     r = run_gdb(target(timer_guest), timer_guest, ["break sleep", "continue"] + ["stepi", "jregs"] * 4)
     s = r.regs
@@ -291,7 +275,6 @@ def test_stepping_a_sleeping_wfi_steps_one_instruction(timer_guest, target) -> N
 
 
 def test_stepping_with_irqs_allowed_enters_the_handler(timer_guest, target) -> None:
-    cli_only(target)
     sym = symbols(timer_guest)
     r = run_gdb(target(timer_guest), timer_guest, ["maint packet Qqemu.sstep=0x1", "break unmask", "continue"] +
                 ["stepi", "jregs"] * 2)

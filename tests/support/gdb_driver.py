@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -73,10 +72,6 @@ def kill_group(proc: subprocess.Popen) -> None:
             pass
     proc.wait()
 
-
-def mini_machine_argv(elf: Path, smp: int = 1) -> list[str]:
-    """The test harness target (support.gdb_machine) until the VMM's CLI serves gdb."""
-    return [sys.executable, "-m", "support.gdb_machine", "-S", "-smp", str(smp), "-gdb", "tcp::{port}", str(elf)]
 
 
 def start_target(argv: list[str], port: int, stdout, stderr) -> subprocess.Popen:

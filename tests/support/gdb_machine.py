@@ -1,8 +1,5 @@
-"""A minimal machine implementing interface 4 (``VirtMachine``'s vm, vcpus, handle_exit,
-read_memory, write_memory, reset) on armvisor's KVM API, for gdbstub tests until the VMM's
-``armvisor run -S -gdb`` is available; and a command line that serves it to gdb:
-
-    PYTHONPATH=tests python3 -m support.gdb_machine [-S] [-smp N] -gdb tcp::PORT GUEST.elf
+"""A minimal machine with ``VirtMachine``'s interface to the gdb stub (vm, vcpus, handle_exit,
+read_memory, write_memory, reset) on armvisor's KVM API, for in-process gdbstub unit tests.
 
 Devices: a PL011 whose data register goes to stdout and whose flag register reads "TX empty";
 every other MMIO reads as zero and ignores writes. PSCI SYSTEM_OFF/RESET end the run with 0/2.
@@ -10,15 +7,12 @@ every other MMIO reads as zero and ignores writes. PSCI SYSTEM_OFF/RESET end the
 
 from __future__ import annotations
 
-import argparse
-import re
 import sys
 from dataclasses import dataclass
 
 from elftools.elf.elffile import ELFFile
 
 from armvisor import kvm as K
-from armvisor.gdbstub import serve_gdb
 
 RAM_BASE = 0x4000_0000
 RAM_SIZE = 16 << 20
@@ -89,21 +83,3 @@ class MiniMachine:
             status = SYSTEM_EVENT_STATUS.get(run.system_event.type, 3)
             return GuestStop(status, "" if status == 0 else f"system event {run.system_event.type}")
         return GuestStop(3, f"unexpected exit {run.exit_reason}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="gdb_machine")
-    ap.add_argument("-S", action="store_true", dest="start_stopped")
-    ap.add_argument("-smp", type=int, default=1)
-    ap.add_argument("-gdb", required=True)
-    ap.add_argument("elf")
-    args = ap.parse_args(argv)
-    match = re.fullmatch(r"tcp:([^:]*):(\d+)", args.gdb)
-    if match is None:
-        ap.error("-gdb tcp:HOST:PORT")
-    machine = MiniMachine(args.elf, args.smp)
-    return serve_gdb(machine, match[1] or "127.0.0.1", int(match[2]), args.start_stopped)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

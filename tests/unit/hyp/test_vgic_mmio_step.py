@@ -6,14 +6,15 @@ x11..x15 (GICD_TYPER, GICD_IIDR, CNTV_CTL_EL0 after the WFI, GICC_IAR, GICC_IAR 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from support.shared import HARNESS
+
 from armvisor import kvm as K
 
-REFERENCE = Path("/work/shared/harness/reference")
+REFERENCE = HARNESS / "reference"
 ELF = REFERENCE / "elf" / "mmio_step.elf"
 TRACE = REFERENCE / "mmio_step.qemu.txt"
 RAM, RAM_SIZE = 0x4000_0000, 0x0800_0000
