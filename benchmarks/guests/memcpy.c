@@ -8,7 +8,9 @@
 #define BUFFER_WORDS 2048
 #define COPY_WORDS 128
 
-static uint64_t source[BUFFER_WORDS], target[BUFFER_WORDS];
+/* Own pages: a store to a page holding code makes QEMU (and armvisor) drop its translations. */
+static uint64_t source[BUFFER_WORDS] __attribute__((aligned(4096)));
+static uint64_t target[BUFFER_WORDS] __attribute__((aligned(4096)));
 
 static void copy_words(uint64_t *dst, const uint64_t *src, size_t words)
 {

@@ -8,7 +8,8 @@
 #endif
 #define COUNT 128
 
-static int32_t numbers[COUNT];
+/* Own page: a store to a page holding code makes QEMU (and armvisor) drop its translations. */
+static int32_t numbers[COUNT] __attribute__((aligned(4096)));
 
 static void insertion_sort(int32_t *a, long n)
 {

@@ -36,7 +36,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from armvisor.vmm.ram import GuestRam
@@ -151,23 +150,25 @@ def load_elf(path: Path, data: bytes, ram: GuestRam) -> Kernel:
             raise LoadError(f"{path}: not a little-endian 64-bit AArch64 ELF "
                             f"({elf.elfclass}-bit, {'little' if elf.little_endian else 'big'}-endian, "
                             f"{elf['e_machine']})")
-        segments = [(s["p_paddr"], s["p_filesz"], s["p_memsz"], s.data())
+        segments = [(s["p_paddr"], s["p_offset"], s["p_filesz"], s["p_memsz"])
                     for s in elf.iter_segments() if s["p_type"] == "PT_LOAD" and s["p_memsz"]]
         entry = elf["e_entry"]
-    except ELFError as err:
-        raise LoadError(f"{path}: not a valid ELF file ({err})") from None
+    except LoadError:
+        raise
+    except Exception as err:  # noqa: BLE001 - pyelftools raises many kinds on malformed files
+        raise LoadError(f"{path}: not a valid ELF file ({type(err).__name__}: {err})") from None
     if not segments:
         raise LoadError(f"{path}: the ELF file has no loadable (PT_LOAD) segment")
-    for paddr, filesz, memsz, contents in segments:
+    for paddr, offset, filesz, memsz in segments:
         if filesz > memsz:
             raise LoadError(f"{path}: segment at 0x{paddr:x} has more file data than memory size")
-        if len(contents) != filesz:
+        if offset + filesz > len(data):
             raise LoadError(f"{path}: the file is truncated (segment at 0x{paddr:x})")
-        _place(ram, path, paddr, contents, memsz, "segment")
+        _place(ram, path, paddr, data[offset:offset + filesz], memsz, "segment")
     if not ram.contains(entry, 4):
         raise LoadError(f"{path}: entry point 0x{entry:x} is outside RAM (0x{ram.base:x}-0x{ram.end:x})")
     low = min(paddr for paddr, *_ in segments)
-    high = max(paddr + memsz for paddr, _, memsz, _ in segments)
+    high = max(paddr + memsz for paddr, _, _, memsz in segments)
     return Kernel(KernelFormat.ELF, entry, low, high)
 
 
