@@ -25,11 +25,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from armvisor.kvm import KVM_EXIT_DEBUG, KVM_EXIT_MMIO, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP
+import workloads
+
+from armvisor.kvm import (
+    KVM_EXIT_DEBUG,
+    KVM_EXIT_MMIO,
+    KVM_GUESTDBG_ENABLE,
+    KVM_GUESTDBG_SINGLESTEP,
+)
 from armvisor.vmm.machine import ExitStatus, VirtMachine
 from armvisor.vmm.runner import Runner
-
-import workloads
 
 CALLGRIND_ZERO = "getppid"  # libc functions nothing else in a run calls
 CALLGRIND_DUMP = "getpgrp"

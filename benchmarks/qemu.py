@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 
 import workloads
-from processes import ProcessRun, best_of, run_timed
+from processes import ProcessRun, best_of
 
 QEMU = shutil.which("qemu-system-aarch64")
 QEMU_ARGS = ["-M", "virt", "-cpu", "cortex-a57", "-nographic", "-net", "none", "-no-reboot", "-kernel"]

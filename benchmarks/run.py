@@ -20,7 +20,7 @@ Not part of the pass/fail tests. What it measures:
 * ``--callgrind``: host instructions per guest instruction, counted by
   ``valgrind --tool=callgrind`` over each guest run alone (reduced sizes): the noise-free figure.
 
-``--quick`` runs reduced sizes once each (~20 s); ``--only`` picks workloads and/or the
+``--quick`` runs reduced sizes once each (~10 s); ``--only`` picks workloads and/or the
 sections ``singlestep``, ``gdb``, ``startup``; ``--record`` writes ``benchmarks/RESULTS.md``.
 """
 
@@ -42,14 +42,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from armvisor.vmm.machine import VirtMachine
-
 import gdb_stepi
 import qemu
 import report
 import workloads
-from measure import CALLGRIND_DUMP, CALLGRIND_ZERO, BenchmarkError, GuestRun, best_run, run_guest, single_steps
+from measure import (
+    CALLGRIND_DUMP,
+    CALLGRIND_ZERO,
+    BenchmarkError,
+    GuestRun,
+    best_run,
+    run_guest,
+    single_steps,
+)
 from processes import ProcessRun, best_of
+
+from armvisor.vmm.machine import VirtMachine
 
 BENCH_DIR = Path(__file__).resolve().parent
 SECTIONS = ("singlestep", "gdb", "startup")
@@ -109,8 +117,8 @@ def measure_cpython(names: list[str], quick: bool, plan: Plan, results: Results)
 
 
 def pypy_version(pypy: str) -> tuple[str, tuple[int, int]]:
-    out = subprocess.run([pypy, "-c", "import sys, platform; print(platform.python_version(), "
-                          "'%d.%d.%d' % sys.pypy_version_info[:3])"],
+    script = "import sys, platform; print(platform.python_version(), '%d.%d.%d' % sys.pypy_version_info[:3])"
+    out = subprocess.run([pypy, "-c", script],
                          capture_output=True, text=True, timeout=60, check=True).stdout.split()
     language = tuple(int(p) for p in out[0].split(".")[:2])
     return f"PyPy {out[1]} (Python {out[0]})", (language[0], language[1])

@@ -1,5 +1,5 @@
-"""The benchmark guests: freestanding C (and one assembly file) in ``benchmarks/guests``, built
-with the test guests' runtime (``tests/guests``: crt0.S, psci.S, uart.c, lib.c, link.ld,
+"""The benchmark guests: freestanding C (and one assembly file) in ``benchmarks/guests`` plus the
+test guests' ``intloop.c``, built with the test guests' runtime (``tests/guests``: crt0.S, psci.S, uart.c, lib.c, link.ld,
 guest.h) through :func:`armvisor.toolchain.build_elf`.
 
 Every guest takes ``-DITERATIONS=N`` (the size of its work; ``0`` leaves only boot and the
@@ -28,7 +28,7 @@ class Workload:
     """A guest and its size (``ITERATIONS``) for a full run and for ``--quick``."""
 
     name: str
-    source: str
+    source: Path
     iterations: int
     quick_iterations: int
     what: str
@@ -39,22 +39,22 @@ class Workload:
 
 
 WORKLOADS = [
-    Workload("intloop", "intloop.c", 200_000, 10_000, "xorshift/multiply integer loop"),
-    Workload("crc32", "crc32.c", 200, 10, "bitwise CRC-32 of 256 bytes"),
-    Workload("sort", "sort.c", 40, 2, "quicksort + insertion sort of 128 int32"),
-    Workload("format", "format.c", 2_500, 120, "printf-like formatting into a buffer"),
-    Workload("memcpy", "memcpy.c", 1_500, 80, "1 KiB word copies + byte tails"),
-    Workload("mmio", "mmio.c", 20_000, 1_000, "PL011 writes (2 MMIO exits per char)"),
-    Workload("interp", "interp.c", 10_000, 500, "bytecode VM, switch dispatch"),
+    Workload("intloop", RUNTIME_DIR / "intloop.c", 200_000, 10_000, "xorshift/multiply integer loop"),
+    Workload("crc32", GUESTS_DIR / "crc32.c", 200, 10, "bitwise CRC-32 of 256 bytes"),
+    Workload("sort", GUESTS_DIR / "sort.c", 200, 10, "quicksort + insertion sort of 128 int32"),
+    Workload("format", GUESTS_DIR / "format.c", 2_500, 120, "printf-like formatting into a buffer"),
+    Workload("memcpy", GUESTS_DIR / "memcpy.c", 4_000, 200, "1 KiB word copies + byte tails"),
+    Workload("mmio", GUESTS_DIR / "mmio.c", 20_000, 1_000, "PL011 writes (2 MMIO exits per char)"),
+    Workload("interp", GUESTS_DIR / "interp.c", 10_000, 500, "bytecode VM, switch dispatch"),
     # run once; QEMU's size stops at 3x: crt0's ADR reaches .rodata across at most 1 MiB of code
-    Workload("cold", "cold.S", 16_384, 1_024, "straight-line code run once (4 insns/group)", 3),
+    Workload("cold", GUESTS_DIR / "cold.S", 16_384, 1_024, "straight-line code run once (4 insns/group)", 3),
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}
-TRIVIAL = Workload("trivial", "trivial.c", 0, 0, "powers off at once (start-up)")
+TRIVIAL = Workload("trivial", GUESTS_DIR / "trivial.c", 0, 0, "powers off at once (start-up)")
 
 
 def build(workload: Workload, iterations: int) -> Path:
     """The guest ELF of ``workload`` with ``ITERATIONS=iterations`` (cached builds)."""
     out = BUILD_DIR / f"{workload.name}-{iterations}.elf"
-    return build_elf([*RUNTIME, GUESTS_DIR / workload.source], out, link_script=LINK_SCRIPT,
+    return build_elf([*RUNTIME, workload.source], out, link_script=LINK_SCRIPT,
                      cflags=[f"-DITERATIONS={iterations}"], include_dirs=[RUNTIME_DIR])

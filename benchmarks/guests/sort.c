@@ -1,5 +1,5 @@
 /* Sorting: ITERATIONS rounds of filling 128 int32 from a 32-bit LCG and sorting them with a
- * quicksort (Hoare partition) that leaves short runs to an insertion sort. Prints a checksum
+ * quicksort (median of three, Lomuto partition) that leaves short runs to an insertion sort. Prints a checksum
  * of the sorted arrays. */
 #include "guest.h"
 
@@ -22,25 +22,38 @@ static void insertion_sort(int32_t *a, long n)
     }
 }
 
+static inline void swap(int32_t *a, int32_t *b)
+{
+    int32_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Median-of-three pivot moved to the end, Lomuto partition; recurse into the smaller side. */
 static void quick_sort(int32_t *a, long n)
 {
     while (n > 12) {
-        int32_t pivot = a[n / 2];
-        long i = 0, j = n - 1;
-        for (;;) {
-            while (a[i] < pivot)
-                i++;
-            while (a[j] > pivot)
-                j--;
-            if (i >= j)
-                break;
-            int32_t t = a[i];
-            a[i++] = a[j];
-            a[j--] = t;
+        long mid = n / 2, last = n - 1;
+        if (a[mid] < a[0])
+            swap(&a[mid], &a[0]);
+        if (a[last] < a[0])
+            swap(&a[last], &a[0]);
+        if (a[mid] < a[last])
+            swap(&a[mid], &a[last]);
+        int32_t pivot = a[last];
+        long store = 0;
+        for (long i = 0; i < last; i++)
+            if (a[i] < pivot)
+                swap(&a[i], &a[store++]);
+        swap(&a[store], &a[last]);
+        if (store < n - store - 1) {
+            quick_sort(a, store);
+            a += store + 1;
+            n -= store + 1;
+        } else {
+            quick_sort(a + store + 1, n - store - 1);
+            n = store;
         }
-        quick_sort(a, j + 1);
-        a += j + 1;
-        n -= j + 1;
     }
     insertion_sort(a, n);
 }
