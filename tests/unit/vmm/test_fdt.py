@@ -17,11 +17,13 @@ from pathlib import Path
 import libfdt
 import pytest
 
+from support.shared import HARNESS
+
 from armvisor.vmm.devices import Pl011, Pl031
 from armvisor.vmm.fdt import BoardSpec, build_virt_fdt
 
 REPO = Path(__file__).resolve().parents[3]
-REFERENCE_DTS = REPO.parent / "shared/harness/reference/qemu-virt-cortex-a57.dts"
+REFERENCE_DTS = HARNESS / "reference/qemu-virt-cortex-a57.dts"
 RAM_BASE = 0x4000_0000
 RAM_SIZE = 128 << 20  # QEMU's default -m
 
