@@ -22,7 +22,6 @@ from support.shared import HARNESS
 from armvisor.vmm.devices import Pl011, Pl031
 from armvisor.vmm.fdt import BoardSpec, build_virt_fdt
 
-REPO = Path(__file__).resolve().parents[3]
 REFERENCE_DTS = HARNESS / "reference/qemu-virt-cortex-a57.dts"
 RAM_BASE = 0x4000_0000
 RAM_SIZE = 128 << 20  # QEMU's default -m
