@@ -75,20 +75,10 @@ class PCAlignmentFault(Exception):
     """The PC is not a multiple of 4 when an instruction is fetched."""
 
 
-class _Stopped(Exception):
-    """Internal: the run ends with ``stop`` after ``n`` instructions."""
-
-    def __init__(self, stop: Stop, n: int):
-        self.stop = stop
-        self.n = n
-
-
-class _Continue(Exception):
-    """Internal: an exception was taken to EL1; execution goes on at ``pc``."""
-
-    def __init__(self, pc: int, n: int):
-        self.pc = pc
-        self.n = n
+# What a loop of the executor hands back: (pc, n, stop) -- the run ends with ``stop`` after
+# ``n`` instructions, or, with ``stop`` None, an exception was taken to EL1 and execution goes
+# on at ``pc``.
+LoopResult = tuple[int, int, Stop | None]
 
 
 # Debug exception classes (from a lower EL; +1 is the current-EL class).
@@ -220,20 +210,15 @@ class Cpu:
                 self.flush_decoded()
             try:
                 if debug:
-                    pc, n = self._run_debug(pc, n, budget)
+                    pc, n, stop = self._run_debug(pc, n, budget)
                 else:
-                    pc, n = self._run_fast(pc, n, budget)
-                s.pc = pc
-                self._account(n)
-                return Budget()
-            except _Stopped as stopped:
-                self._account(stopped.n)
-                return stopped.stop
+                    pc, n, stop = self._run_fast(pc, n, budget)
             except UnsupportedFeature:
                 self._account(self._n)
                 raise
-            except _Continue as cont:
-                pc, n = cont.pc, cont.n
+            if stop is not None:
+                self._account(n)
+                return stop
 
     def _account(self, n: int) -> None:
         """A run ends after ``n`` instructions (or exception entries): count them, and let an
@@ -251,7 +236,7 @@ class Cpu:
             raise CounterSample()
         return clock.count(self._executed)
 
-    def _run_fast(self, pc: int, n: int, budget: int) -> tuple[int, int]:
+    def _run_fast(self, pc: int, n: int, budget: int) -> LoopResult:
         """The loop without debug checks: fetch-decode from the cache, call, repeat."""
         s = self.state
         cache = self.cache
@@ -263,10 +248,11 @@ class Cpu:
                 pc = op(s)
                 n += 1
         except Exception as exc:  # noqa: BLE001 - routed below, unknown ones re-raised
-            self._route(exc, op, pc, n)
-        return pc, n
+            return self._route(exc, op, pc, n)
+        s.pc = pc
+        return pc, n, Budget()
 
-    def _run_debug(self, pc: int, n: int, budget: int) -> tuple[int, int]:
+    def _run_debug(self, pc: int, n: int, budget: int) -> LoopResult:
         """One instruction at a time with the architectural debug checks (Arm ARM D2.7-D2.12):
         a pending software step, then breakpoints, then the instruction (watchpoints are
         checked by the memory accessors); PSTATE.SS is cleared when an instruction completes."""
@@ -299,11 +285,12 @@ class Cpu:
                 n += 1
                 self._complete(op)
         except Exception as exc:  # noqa: BLE001 - routed below, unknown ones re-raised
-            self._route(exc, op, pc, n)
+            return self._route(exc, op, pc, n)
         finally:
             self._executed = None
             self._stepping = False
-        return pc, n
+        s.pc = pc
+        return pc, n, Budget()
 
     def _complete(self, op: Op | None) -> None:
         """Bookkeeping after an instruction completed (SSAdvance, Arm ARM D2.12): PSTATE.SS is
@@ -340,14 +327,14 @@ class Cpu:
                 and watchpoint_hit(s, va, size, is_write)):
             raise WatchpointHit(va, is_write)
 
-    def _route(self, exc: Exception, op: Op | None, pc: int, n: int) -> None:
-        """Turn an exception raised inside an instruction into the architectural outcome:
-        raise _Stopped for a stop to EL2/WFI, _Continue to go on at an EL1 vector."""
+    def _route(self, exc: Exception, op: Op | None, pc: int, n: int) -> LoopResult:
+        """Turn an exception raised inside the instruction at ``pc`` (the ``n``-th of the run)
+        into the architectural outcome: a stop to EL2/WFI, or an EL1 vector to go on at."""
         s = self.state
         if isinstance(exc, TrapToEL2):
             elr = pc if exc.return_pc is None else exc.return_pc
             s.pc = elr
-            raise _Stopped(HypTrap(exc.esr, exc.far, exc.hpfar, elr), n + 1) from None
+            return elr, n + 1, HypTrap(exc.esr, exc.far, exc.hpfar, elr)
         if isinstance(exc, DataAbort):
             stop = self._data_abort(exc, op, pc)
         elif isinstance(exc, InstructionAbort):
@@ -363,7 +350,7 @@ class Cpu:
             stop = take_exception(s, ESR_ELx_EC_PC_ALIGN, 0, pc, far=pc)
         elif isinstance(exc, WaitForInterruptSignal):
             s.pc = exc.next_pc
-            raise _Stopped(WaitForInterrupt(), n + 1) from None
+            return exc.next_pc, n + 1, WaitForInterrupt()
         elif isinstance(exc, IllegalExecutionState):
             stop = self._illegal_execution_state(exc.target)
         elif isinstance(exc, ReselectLoop):
@@ -374,13 +361,13 @@ class Cpu:
         elif isinstance(exc, YieldToOwner):
             self._complete(op)
             s.pc = pc + 4
-            raise _Stopped(Budget(), n + 1) from None
+            return pc + 4, n + 1, Budget()
         elif isinstance(exc, CounterSample) and op is not None:
             self._executed = n
             try:
                 stop = op(s)
             except Exception as again:  # noqa: BLE001 - the retried instruction's own outcome
-                self._route(again, op, pc, n)
+                return self._route(again, op, pc, n)
             finally:
                 self._executed = None
         elif isinstance(exc, UnsupportedFeature):
@@ -391,8 +378,8 @@ class Cpu:
             s.pc = pc
             raise exc
         if isinstance(stop, HypTrap):
-            raise _Stopped(stop, n + 1) from None
-        raise _Continue(stop, n + 1) from None
+            return pc, n + 1, stop
+        return stop, n + 1, None
 
     def _illegal_execution_state(self, target: int) -> HypTrap | int:
         """The instruction at ``target`` runs with PSTATE.IL=1: a PC alignment fault or an

@@ -47,12 +47,23 @@ def pattern(bits: str) -> tuple[int, int]:
     return mask, value
 
 
+INDEX_BITS = 8  # width of the instruction field a table's index is keyed by
+
+
 class DecodeTable:
-    """An ordered list of (pattern, builder); the first match decodes."""
+    """An ordered list of (pattern, builder); the first match decodes.
+
+    Lookups go through an index derived from the patterns on first use: the window of
+    :data:`INDEX_BITS` contiguous instruction bits that the patterns fix most, and for each
+    value of that field the entries, in table order, whose fixed bits there agree with it. The
+    first match among those is the first match of the whole list.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.entries: list[tuple[int, int, str, Builder]] = []
+        self._shift = 0
+        self._buckets: list[tuple[tuple[int, int, str, Builder], ...]] | None = None
 
     def add(self, bits: str, name: str | None = None) -> Callable[[Builder], Builder]:
         """Decorator registering a builder for ``bits``."""
@@ -60,22 +71,50 @@ class DecodeTable:
 
         def register(builder: Builder) -> Builder:
             self.entries.append((mask, value, name or builder.__name__, builder))
+            self._buckets = None
             return builder
 
         return register
 
+    def include(self, *tables: "DecodeTable") -> None:
+        """Append the entries of ``tables``, in order, after this table's own."""
+        for table in tables:
+            self.entries.extend(table.entries)
+        self._buckets = None
+
+    def _build_index(self) -> list[tuple[tuple[int, int, str, Builder], ...]]:
+        """Index the entries by the window whose values leave the fewest candidates (the sum,
+        over the field's values, of the entries compatible with each), counting only the bits
+        that tell entries apart (not those every entry fixes to the same value)."""
+        field = (1 << INDEX_BITS) - 1
+        shared_bits = ~0
+        for mask, value, *_ in self.entries:
+            shared_bits &= mask & ~(value ^ self.entries[0][1])
+
+        def candidates(shift: int) -> int:
+            return sum(1 << (INDEX_BITS - ((mask & ~shared_bits) >> shift & field).bit_count())
+                       for mask, *_ in self.entries)
+
+        self._shift = shift = min(range(33 - INDEX_BITS), key=candidates)
+        shared: dict[tuple, tuple] = {}
+        self._buckets = [
+            shared.setdefault(bucket, bucket)
+            for key in range(1 << INDEX_BITS)
+            for bucket in [tuple(e for e in self.entries if ((e[1] >> shift) ^ key) & (e[0] >> shift) & field == 0)]
+        ]
+        return self._buckets
+
     def lookup(self, insn: int) -> tuple[str, Builder] | None:
-        for mask, value, name, builder in self.entries:
+        buckets = self._buckets if self._buckets is not None else self._build_index()
+        for mask, value, name, builder in buckets[(insn >> self._shift) & ((1 << INDEX_BITS) - 1)]:
             if insn & mask == value:
                 return name, builder
         return None
 
     def decode(self, cpu: "Cpu", insn: int, pc: int) -> Op:
         """Decode ``insn``; an encoding no entry claims is UNDEFINED."""
-        for mask, value, _name, builder in self.entries:
-            if insn & mask == value:
-                return builder(cpu, insn, pc)
-        return cpu.undefined_op(insn, pc)
+        hit = self.lookup(insn)
+        return hit[1](cpu, insn, pc) if hit is not None else cpu.undefined_op(insn, pc)
 
 
 def bits(insn: int, hi: int, lo: int) -> int:

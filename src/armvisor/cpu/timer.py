@@ -107,17 +107,16 @@ def condition_met(s: CpuState, timer: TimerRegs, physical: int) -> bool:
     return timer_count(s, timer, physical) >= s.sr[timer.cval]
 
 
-def output_asserted(s: CpuState, timer: TimerRegs, physical: int) -> bool:
-    """The timer's interrupt request: ENABLE=1, IMASK=0 and the condition met."""
-    ctl = s.sr[timer.ctl]
-    return ctl & (CNT_CTL_ENABLE | CNT_CTL_IMASK) == CNT_CTL_ENABLE and condition_met(s, timer, physical)
+def armed(s: CpuState, timer: TimerRegs) -> bool:
+    """Whether the timer's output can assert: ENABLE=1 and IMASK=0. The output (its interrupt
+    request) is asserted while the timer is armed and its condition is met."""
+    return s.sr[timer.ctl] & (CNT_CTL_ENABLE | CNT_CTL_IMASK) == CNT_CTL_ENABLE
 
 
 def deadline(s: CpuState, timer: TimerRegs) -> int | None:
     """The physical count at which an enabled, unmasked timer's output will assert (None for
     a timer that cannot fire)."""
-    ctl = s.sr[timer.ctl]
-    if ctl & (CNT_CTL_ENABLE | CNT_CTL_IMASK) != CNT_CTL_ENABLE:
+    if not armed(s, timer):
         return None
     cval = s.sr[timer.cval]
     return (cval + s.cntvoff_el2) & MASK64 if timer.virtual else cval

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from armvisor.cpu.timer import TIMERS, HostClock, deadline, output_asserted
+from armvisor.cpu.timer import PHYSICAL_TIMER, TIMERS, VIRTUAL_TIMER, HostClock, armed, condition_met, deadline
 from armvisor.hyp.vgic import INTID_PTIMER, INTID_VTIMER
 
 if TYPE_CHECKING:
     from armvisor.hyp.vcpu import Vcpu
 
-TIMER_PPIS = {"vtimer": INTID_VTIMER, "ptimer": INTID_PTIMER}
+TIMER_PPIS = ((VIRTUAL_TIMER, INTID_VTIMER), (PHYSICAL_TIMER, INTID_PTIMER))
 MIN_HOST_CHUNK = 64  # instructions: host-time chunks never shrink below this
 
 
@@ -29,14 +29,20 @@ class ArchTimer:
         self.insns_per_second = 1e6  # refined from each chunk under the host clock
 
     def sync(self) -> None:
-        """kvm_timer_sync/kvm_timer_update_irq: the timer outputs into the vGIC."""
+        """kvm_timer_sync/kvm_timer_update_irq: the timer outputs into the vGIC. The clock is
+        read only when a timer is armed: an unarmed timer's output is low at any count."""
         vgic = self.vcpu.vm.vgic
         if vgic is None:
             return
         s = self.vcpu.cpu.state
-        now = self.vcpu.cpu.clock.count()
-        for timer in TIMERS:
-            vgic.set_private_level(self.vcpu, TIMER_PPIS[timer.name], output_asserted(s, timer, now))
+        now: int | None = None
+        for timer, ppi in TIMER_PPIS:
+            level = False
+            if armed(s, timer):
+                if now is None:
+                    now = self.vcpu.cpu.clock.count()
+                level = condition_met(s, timer, now)
+            vgic.set_private_level(self.vcpu, ppi, level)
 
     def next_deadline(self) -> int | None:
         """The physical count at which the next timer output that is not yet asserted will
@@ -44,9 +50,11 @@ class ArchTimer:
         if self.vcpu.vm.vgic is None:
             return None
         s = self.vcpu.cpu.state
+        deadlines = [d for d in (deadline(s, t) for t in TIMERS) if d is not None]
+        if not deadlines:
+            return None
         now = self.vcpu.cpu.clock.count()
-        pending = [d for d in (deadline(s, t) for t in TIMERS) if d is not None and d > now]
-        return min(pending, default=None)
+        return min((d for d in deadlines if d > now), default=None)
 
     def bound(self, budget: int) -> int:
         """The chunk size that ends at the next deadline (kvm_timer_schedule's hrtimer)."""

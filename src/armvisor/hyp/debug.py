@@ -52,6 +52,12 @@ DEBUG_STATE_REGS: tuple[int, ...] = (
     MDSCR_EL1, OSLSR_EL1,
     *DBGBCR[:NUM_BRPS], *DBGBVR[:NUM_BRPS], *DBGWCR[:NUM_WRPS], *DBGWVR[:NUM_WRPS],
 )
+# The hardware breakpoint/watchpoint registers, by the kvm_guest_debug_arch field that feeds them.
+HW_DEBUG_REGS: tuple[tuple[str, list[int]], ...] = (
+    ("dbg_bcr", DBGBCR[:NUM_BRPS]), ("dbg_bvr", DBGBVR[:NUM_BRPS]),
+    ("dbg_wcr", DBGWCR[:NUM_WRPS]), ("dbg_wvr", DBGWVR[:NUM_WRPS]),
+)
+HW_DEBUG_OFF = dict.fromkeys((enc for _name, regs in HW_DEBUG_REGS for enc in regs), 0)
 
 
 class KvmGuestDebugArch:
@@ -100,7 +106,7 @@ class GuestDebug:
         if control & KVM_GUESTDBG_USE_HW:
             if arch is None:
                 raise einval("KVM_GUESTDBG_USE_HW needs the debug registers (arch)")
-            for name in ("dbg_bcr", "dbg_bvr", "dbg_wcr", "dbg_wvr"):
+            for name, _regs in HW_DEBUG_REGS:
                 values = [int(v) & ((1 << 64) - 1) for v in getattr(arch, name)]
                 if len(values) != KVM_ARM_MAX_DBG_REGS:
                     raise einval(f"{name} must have {KVM_ARM_MAX_DBG_REGS} entries")
@@ -130,13 +136,11 @@ class GuestDebug:
             mdscr |= MDSCR_EL1_MDE | MDSCR_EL1_KDE
         sr[MDSCR_EL1] = mdscr
         sr[OSLSR_EL1] = self.shadow[OSLSR_EL1] & ~OSLSR_EL1_OSLK
-        arch = self.arch
-        for n in range(NUM_BRPS):
-            sr[DBGBCR[n]] = arch.dbg_bcr[n] if use_hw else 0
-            sr[DBGBVR[n]] = arch.dbg_bvr[n] if use_hw else 0
-        for n in range(NUM_WRPS):
-            sr[DBGWCR[n]] = arch.dbg_wcr[n] if use_hw else 0
-            sr[DBGWVR[n]] = arch.dbg_wvr[n] if use_hw else 0
+        if use_hw:
+            for name, regs in HW_DEBUG_REGS:
+                sr.update(zip(regs, getattr(self.arch, name)))
+        else:
+            sr.update(HW_DEBUG_OFF)
         if self.singlestep:
             self.guest_ss = s.ss
             s.ss = 0 if self.host_ss_active_pending else 1

@@ -59,6 +59,7 @@ OSLSR_EL1_OSLM_IMPLEMENTED = 0x8
 RUN_CHUNK = 20_000  # instructions between checks of the run's bounds
 SUPPORTED_FEATURES = {U.KVM_ARM_VCPU_POWER_OFF, U.KVM_ARM_VCPU_PSCI_0_2}
 VALID_PSTATE_MODES = {PSR_MODE_EL0t, PSR_MODE_EL1t, PSR_MODE_EL1h}
+EXIT_STAT_KEYS = [f"exit_ec_0x{ec:02x}" for ec in range(64)]  # stat names by exception class
 # The timer ONE_REG ids (their encodings of CNT and CVAL are swapped in KVM's ABI, on purpose).
 TIMER_ONE_REGS = {
     U.KVM_REG_ARM_TIMER_CTL & 0xFFFF: lambda vcpu: vcpu._timer_ctl(),
@@ -314,7 +315,7 @@ class Vcpu:
         return self.cpu.icount
 
     def stat_exit(self, ec: int) -> None:
-        self.stat[f"exit_ec_0x{ec:02x}"] += 1
+        self.stat[EXIT_STAT_KEYS[ec]] += 1
         self.stat["exits"] += 1
 
     def stat_sysreg(self, enc: int) -> None:

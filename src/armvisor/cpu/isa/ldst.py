@@ -18,5 +18,4 @@ from armvisor.cpu.decoder import DecodeTable
 from armvisor.cpu.isa import ldst_atomic, ldst_exclusive, ldst_pair, ldst_simd, ldst_single
 
 TABLE = DecodeTable("ldst")
-for _module in (ldst_single, ldst_pair, ldst_exclusive, ldst_atomic, ldst_simd):
-    TABLE.entries.extend(_module.TABLE.entries)
+TABLE.include(*(module.TABLE for module in (ldst_single, ldst_pair, ldst_exclusive, ldst_atomic, ldst_simd)))
