@@ -33,8 +33,11 @@ from armvisor.kvm import (
     KVM_GUESTDBG_ENABLE,
     KVM_GUESTDBG_SINGLESTEP,
 )
+from armvisor.cli.main import GC_THRESHOLDS
 from armvisor.vmm.machine import ExitStatus, VirtMachine
 from armvisor.vmm.runner import Runner
+
+gc.set_threshold(*GC_THRESHOLDS)  # measure the library as `armvisor run` configures its process
 
 CALLGRIND_ZERO = "getppid"  # libc functions nothing else in a run calls
 CALLGRIND_DUMP = "getpgrp"
