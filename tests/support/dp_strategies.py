@@ -105,3 +105,8 @@ def with_related_operands(words: st.SearchStrategy[int]) -> st.SearchStrategy[tu
         return word, m
 
     return st.builds(relate, words, rngs, st.integers(0, 15))
+
+
+def encode(*layout: tuple[int, int]) -> int:
+    """An instruction word from (lsb, value) fields."""
+    return sum(value << lsb for lsb, value in layout)

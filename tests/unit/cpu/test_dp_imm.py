@@ -9,11 +9,11 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from support.dp_strategies import (
     bit,
     choice,
     const,
+    encode,
     fields,
     force,
     imm6,
@@ -141,30 +141,26 @@ def test_streams(words: list[int], m: dict) -> None:
     check_stream(words, **m)
 
 
-def _word(*layout: tuple[int, int]) -> int:
-    return sum(value << lsb for lsb, value in layout)
-
-
 # Unallocated or unimplemented encodings (Rd = 0, Rn = 1, Rm = 2).
 RESERVED = {
-    "AND (immediate), sf=0, N=1": _word((23, 0b100100), (22, 1), (5, 1)),
-    "ORR (immediate), all-ones element": _word((31, 1), (29, 1), (23, 0b100100), (22, 1), (10, 63), (5, 1)),
-    "EOR (immediate), N=0, imms=111111": _word((31, 1), (29, 2), (23, 0b100100), (10, 63), (5, 1)),
-    "ANDS (immediate), all-ones 2-bit element": _word((31, 1), (29, 3), (23, 0b100100), (10, 0b111101), (5, 1)),
-    "MOVZ, sf=0, hw=2": _word((29, 2), (23, 0b100101), (21, 2), (5, 1)),
-    "MOVK, sf=0, hw=3": _word((29, 3), (23, 0b100101), (21, 3), (5, 1)),
-    "move wide, opc=01": _word((31, 1), (29, 1), (23, 0b100101), (5, 1)),
-    "SBFM, sf=1, N=0": _word((31, 1), (23, 0b100110), (10, 7), (5, 1)),
-    "UBFM, sf=0, N=1": _word((29, 2), (23, 0b100110), (22, 1), (10, 7), (5, 1)),
-    "BFM, sf=0, immr=32": _word((29, 1), (23, 0b100110), (16, 32), (10, 7), (5, 1)),
-    "UBFM, sf=0, imms=33": _word((29, 2), (23, 0b100110), (10, 33), (5, 1)),
-    "bitfield, opc=11": _word((31, 1), (29, 3), (23, 0b100110), (22, 1), (5, 1)),
-    "EXTR, sf=0, imms=32": _word((23, 0b100111), (16, 2), (10, 32), (5, 1)),
-    "EXTR, sf=1, N=0": _word((31, 1), (23, 0b100111), (16, 2), (5, 1)),
-    "EXTR, o0=1": _word((31, 1), (23, 0b100111), (22, 1), (21, 1), (16, 2), (5, 1)),
-    "EXTR, op21=01": _word((31, 1), (29, 1), (23, 0b100111), (22, 1), (16, 2), (5, 1)),
-    "ADDG (FEAT_MTE)": _word((31, 1), (23, 0b100011), (16, 1), (5, 1)),
-    "SMAX (immediate) (FEAT_CSSC)": _word((31, 1), (22, 0b1000111), (10, 5), (5, 1)),
+    "AND (immediate), sf=0, N=1": encode((23, 0b100100), (22, 1), (5, 1)),
+    "ORR (immediate), all-ones element": encode((31, 1), (29, 1), (23, 0b100100), (22, 1), (10, 63), (5, 1)),
+    "EOR (immediate), N=0, imms=111111": encode((31, 1), (29, 2), (23, 0b100100), (10, 63), (5, 1)),
+    "ANDS (immediate), all-ones 2-bit element": encode((31, 1), (29, 3), (23, 0b100100), (10, 0b111101), (5, 1)),
+    "MOVZ, sf=0, hw=2": encode((29, 2), (23, 0b100101), (21, 2), (5, 1)),
+    "MOVK, sf=0, hw=3": encode((29, 3), (23, 0b100101), (21, 3), (5, 1)),
+    "move wide, opc=01": encode((31, 1), (29, 1), (23, 0b100101), (5, 1)),
+    "SBFM, sf=1, N=0": encode((31, 1), (23, 0b100110), (10, 7), (5, 1)),
+    "UBFM, sf=0, N=1": encode((29, 2), (23, 0b100110), (22, 1), (10, 7), (5, 1)),
+    "BFM, sf=0, immr=32": encode((29, 1), (23, 0b100110), (16, 32), (10, 7), (5, 1)),
+    "UBFM, sf=0, imms=33": encode((29, 2), (23, 0b100110), (10, 33), (5, 1)),
+    "bitfield, opc=11": encode((31, 1), (29, 3), (23, 0b100110), (22, 1), (5, 1)),
+    "EXTR, sf=0, imms=32": encode((23, 0b100111), (16, 2), (10, 32), (5, 1)),
+    "EXTR, sf=1, N=0": encode((31, 1), (23, 0b100111), (16, 2), (5, 1)),
+    "EXTR, o0=1": encode((31, 1), (23, 0b100111), (22, 1), (21, 1), (16, 2), (5, 1)),
+    "EXTR, op21=01": encode((31, 1), (29, 1), (23, 0b100111), (22, 1), (16, 2), (5, 1)),
+    "ADDG (FEAT_MTE)": encode((31, 1), (23, 0b100011), (16, 1), (5, 1)),
+    "SMAX (immediate) (FEAT_CSSC)": encode((31, 1), (22, 0b1000111), (10, 5), (5, 1)),
 }
 
 
