@@ -62,7 +62,6 @@ from armvisor.cpu.stops import (
     ReselectLoop,
     Stop,
     TrapToEL2,
-    UnsupportedFeature,
     WaitForInterrupt,
     WaitForInterruptSignal,
     WatchpointHit,
@@ -121,7 +120,6 @@ class Cpu:
         self.step_isv = False  # the last instruction completed under an active step
         self.step_ex = False  # ... and it was a load-exclusive
         self.clock: Clock = InstructionClock()  # the system counter's clock (cpu.timer)
-        self._n = 0
         self._executed: int | None = None  # instructions of this run so far (debug loop only)
         self._stepping = False  # the debug loop's instruction runs under an active step
         self.reset()
@@ -208,14 +206,10 @@ class Cpu:
             if self.access.generation != self.phys.generation or (self.access.watch is not None) != debug:
                 self.access.watch = self._watch if debug else None
                 self.flush_decoded()
-            try:
-                if debug:
-                    pc, n, stop = self._run_debug(pc, n, budget)
-                else:
-                    pc, n, stop = self._run_fast(pc, n, budget)
-            except UnsupportedFeature:
-                self._account(self._n)
-                raise
+            if debug:
+                pc, n, stop = self._run_debug(pc, n, budget)
+            else:
+                pc, n, stop = self._run_fast(pc, n, budget)
             if stop is not None:
                 self._account(n)
                 return stop
@@ -370,12 +364,9 @@ class Cpu:
                 return self._route(again, op, pc, n)
             finally:
                 self._executed = None
-        elif isinstance(exc, UnsupportedFeature):
+        else:  # UnsupportedFeature, or a defect: the state is as before this instruction
             s.pc = pc
-            self._n = n
-            raise exc
-        else:
-            s.pc = pc
+            self._account(n)
             raise exc
         if isinstance(stop, HypTrap):
             return pc, n + 1, stop
