@@ -153,13 +153,9 @@ def _check_gdb_options(args: argparse.Namespace) -> None:
 def _open_serial(spec: str, stack: ExitStack) -> tuple[BinaryIO, BinaryIO | None]:
     """The UART's output stream and, where the backend has one, its input."""
     try:
-        return chardev.open_chardev(spec, stack, announce=_report)
+        return chardev.open_chardev(spec, stack, announce=report_to_stderr)
     except chardev.ChardevError as err:
         raise BadInput(str(err)) from None
-
-
-def _report(message: str) -> None:
-    report_to_stderr(message)
 
 
 def _log_device_errors() -> None:
@@ -175,7 +171,7 @@ def _log_device_errors() -> None:
 def main(args: argparse.Namespace) -> int:
     """Run one guest; returns the :class:`ExitStatus`."""
     if (args.file is None) == (args.kernel is None):
-        _report("error: give the guest image once, as FILE or as -kernel FILE")
+        report_to_stderr("error: give the guest image once, as FILE or as -kernel FILE")
         return ExitStatus.BAD_INPUT
     _log_device_errors()
     with ExitStack() as stack:
@@ -189,7 +185,7 @@ def main(args: argparse.Namespace) -> int:
                                   dtb=args.dtb, serial=output, serial_input=serial_input,
                                   strict_mmio=args.strict_mmio, dump_dtb=args.dump_dtb)
         except (BadInput, LoadError) as err:
-            _report(f"error: {err}")
+            report_to_stderr(f"error: {err}")
             return ExitStatus.BAD_INPUT
         if gdb is not None:
             from armvisor.gdbstub import serve_gdb
@@ -203,5 +199,5 @@ def main(args: argparse.Namespace) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
     if stop.message:
-        _report(stop.message)
+        report_to_stderr(stop.message)
     return stop.status

@@ -16,13 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from armvisor.arch.esr import ESR_ELx_FSC_ADDRSZ, ESR_ELx_FSC_ALIGN, ESR_ELx_FSC_FAULT, ESR_ELx_FSC_PERM
-from armvisor.arch.sysregs import SCTLR_EL1 as _SCTLR_EL1
+from armvisor.arch.sysregs import SCTLR_EL1, SCTLR_EL1_M
 from armvisor.cpu.memory import PAGE_SHIFT, PhysicalMemory
 from armvisor.cpu.state import CpuState
 from armvisor.cpu.stops import DataAbort, InstructionAbort
 
 PA_BITS = 44  # ID_AA64MMFR0_EL1.PARange = 0b0100, as on Cortex-A57
-SCTLR_EL1_M = 1 << 0
 
 Reader = Callable[[int], int]
 Writer = Callable[[int, int], None]
@@ -64,7 +63,7 @@ class MemoryAccess:
     # -- building the fast paths -------------------------------------------------------------
     def refresh(self) -> None:
         """Rebuild the per-size accessors for the current layout and regime."""
-        if self.state.sr.get(_SCTLR_EL1, 0) & SCTLR_EL1_M:
+        if self.state.sr.get(SCTLR_EL1, 0) & SCTLR_EL1_M:
             raise NotImplementedError("stage-1 translation (SCTLR_EL1.M=1) is not implemented")
         self.generation = self.phys.generation
         if self.watch is None:

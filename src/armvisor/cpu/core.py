@@ -20,9 +20,7 @@ from __future__ import annotations
 
 from armvisor.arch.esr import (
     ESR_ELx_CM,
-    ESR_ELx_EC_DABT_CUR,
     ESR_ELx_EC_DABT_LOW,
-    ESR_ELx_EC_IABT_CUR,
     ESR_ELx_EC_IABT_LOW,
     ESR_ELx_EC_ILL,
     ESR_ELx_EC_PC_ALIGN,
@@ -36,10 +34,10 @@ from armvisor.arch.esr import (
     ESR_ELx_WNR,
     esr,
 )
-from armvisor.arch.sysregs import MDSCR_EL1, SYSREGS
+from armvisor.arch.pstate import PSR_DAIF_MASK, PSR_MODE_EL1h
+from armvisor.arch.sysregs import MDCR_EL2_TDE, MDSCR_EL1, SYSREGS
 from armvisor.cpu.access import MemoryAccess
 from armvisor.cpu.debug import (
-    MDCR_EL2_TDE,
     MDSCR_EL1_MDE,
     MDSCR_EL1_SS,
     breakpoint_hit,
@@ -80,7 +78,7 @@ class PCAlignmentFault(Exception):
 LoopResult = tuple[int, int, Stop | None]
 
 
-# Debug exception classes (from a lower EL; +1 is the current-EL class).
+# Debug exception classes (from a lower EL; +1 is the current-EL class, as for aborts).
 SOFTWARE_STEP = ESR_ELx_EC_SOFTSTP_LOW
 BREAKPOINT = ESR_ELx_EC_BREAKPT_LOW
 WATCHPOINT = ESR_ELx_EC_WATCHPT_LOW
@@ -134,7 +132,7 @@ class Cpu:
         s.sp = 0
         s.pc = 0
         s.nzcv = 0
-        s.pstate = 0x3C5
+        s.pstate = PSR_DAIF_MASK | PSR_MODE_EL1h
         s.exclusive = None
         s.sr.clear()
         for desc in SYSREGS.values():
@@ -338,8 +336,7 @@ class Cpu:
             try:
                 stop = self._debug_exception(WATCHPOINT, pc, wnr, far=exc.va)
             except TrapToEL2 as trap:
-                s.pc = pc
-                stop = HypTrap(trap.esr, trap.far, 0, pc)
+                return self._route(trap, op, pc, n)
         elif isinstance(exc, PCAlignmentFault):
             stop = take_exception(s, ESR_ELx_EC_PC_ALIGN, 0, pc, far=pc)
         elif isinstance(exc, WaitForInterruptSignal):
@@ -385,19 +382,20 @@ class Cpu:
         return take_exception(s, ESR_ELx_EC_ILL, 0, target)
 
     def _data_abort(self, abort: DataAbort, op: Op | None, pc: int) -> HypTrap | int:
-        s = self.state
         iss = abort.fsc | (ESR_ELx_WNR if abort.is_write else 0) | (ESR_ELx_CM if abort.cm else 0)
-        if abort.stage == 1:
-            ec = ESR_ELx_EC_DABT_CUR if s.el else ESR_ELx_EC_DABT_LOW
-            return take_exception(s, ec, iss, pc, far=abort.va)
-        iss |= getattr(op, "dabt_iss", 0)
-        s.pc = pc
-        return HypTrap(esr(ESR_ELx_EC_DABT_LOW, iss), abort.va, (abort.ipa >> 12) << 4, pc)
+        if abort.stage == 2:
+            iss |= getattr(op, "dabt_iss", 0)  # the instruction syndrome (ISV=1), EL2 only
+        return self._abort(ESR_ELx_EC_DABT_LOW, iss, abort, pc)
 
     def _instruction_abort(self, abort: InstructionAbort, pc: int) -> HypTrap | int:
+        return self._abort(ESR_ELx_EC_IABT_LOW, abort.fsc, abort, pc)
+
+    def _abort(self, ec_low: int, iss: int, abort: DataAbort | InstructionAbort, pc: int) -> HypTrap | int:
+        """A stage-1 abort is taken to EL1 (returns the vector; the current-EL class is
+        ``ec_low + 1``), a stage-2 abort to EL2 with the IPA's page in HPFAR_EL2.FIPA."""
         s = self.state
         if abort.stage == 1:
-            ec = ESR_ELx_EC_IABT_CUR if s.el else ESR_ELx_EC_IABT_LOW
-            return take_exception(s, ec, abort.fsc, pc, far=abort.va)
+            ec = ec_low + 1 if s.el else ec_low
+            return take_exception(s, ec, iss, pc, far=abort.va)
         s.pc = pc
-        return HypTrap(esr(ESR_ELx_EC_IABT_LOW, abort.fsc), abort.va, (abort.ipa >> 12) << 4, pc)
+        return HypTrap(esr(ec_low, iss), abort.va, (abort.ipa >> 12) << 4, pc)

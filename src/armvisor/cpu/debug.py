@@ -18,18 +18,24 @@ from __future__ import annotations
 
 from armvisor.arch.pstate import PSR_D_BIT
 from armvisor.arch.sysreg_encoding import sys_reg
-from armvisor.arch.sysregs import CONTEXTIDR_EL1, MDSCR_EL1, OSLSR_EL1
+from armvisor.arch.sysregs import (
+    CONTEXTIDR_EL1,
+    MDCR_EL2_TDE,
+    MDSCR_EL1,
+    NUM_BREAKPOINTS,
+    NUM_WATCHPOINTS,
+    OSLSR_EL1,
+    OSLSR_EL1_OSLK,
+)
 from armvisor.cpu.state import CpuState
 
-NUM_BRPS = 6  # ID_AA64DFR0_EL1.BRPs + 1
-NUM_WRPS = 4  # ID_AA64DFR0_EL1.WRPs + 1
+NUM_BRPS = NUM_BREAKPOINTS  # ID_AA64DFR0_EL1.BRPs + 1
+NUM_WRPS = NUM_WATCHPOINTS  # ID_AA64DFR0_EL1.WRPs + 1
 NUM_CTX_CMPS = 2  # context-aware breakpoints are the highest-numbered ones
 
 MDSCR_EL1_SS = 1 << 0
 MDSCR_EL1_KDE = 1 << 13
 MDSCR_EL1_MDE = 1 << 15
-OSLSR_EL1_OSLK = 1 << 1
-MDCR_EL2_TDE = 1 << 8
 
 DBGBCR = [sys_reg(2, 0, 0, n, 5) for n in range(16)]
 DBGBVR = [sys_reg(2, 0, 0, n, 4) for n in range(16)]

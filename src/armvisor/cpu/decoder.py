@@ -2,16 +2,17 @@
 
 A pattern is 32 characters, most significant bit first: ``0``/``1`` must match, anything else
 (``x``, a field letter) is free; spaces and underscores are ignored. A :class:`DecodeTable` tries
-its patterns in order and calls the builder of the first match.
+its patterns in order and hands back the builder of the first match.
 
 A builder turns one instruction word at one address into an :data:`Op`: a callable taking the
 :class:`~armvisor.cpu.state.CpuState` and returning the address of the next instruction. The
 PC is a decode-time constant (decoded instructions are cached by address), so PC-relative
 values and fall-through addresses are precomputed.
 
-Builders receive a :class:`DecodeContext` with what they may bind at decode time: the state,
-its register list, the memory accessors and the CPU's helpers for exceptions and system
-registers.  An op that must take a data-abort syndrome with ISV=1 carries it as ``op.dabt_iss``.
+Builders receive the :class:`~armvisor.cpu.core.Cpu`, the instruction word and its address, and
+bind at decode time what they need: the state, its register list, the memory accessors and the
+CPU's helpers for exceptions and system registers.  An op that must take a data-abort syndrome
+with ISV=1 carries it as ``op.dabt_iss``.
 """
 
 from __future__ import annotations
@@ -110,11 +111,6 @@ class DecodeTable:
             if insn & mask == value:
                 return name, builder
         return None
-
-    def decode(self, cpu: "Cpu", insn: int, pc: int) -> Op:
-        """Decode ``insn``; an encoding no entry claims is UNDEFINED."""
-        hit = self.lookup(insn)
-        return hit[1](cpu, insn, pc) if hit is not None else cpu.undefined_op(insn, pc)
 
 
 def bits(insn: int, hi: int, lo: int) -> int:

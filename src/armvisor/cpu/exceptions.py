@@ -4,7 +4,16 @@ and AArch64.ExceptionReturn), for a PE whose EL2 is the hypervisor (HCR_EL2.TGE=
 from __future__ import annotations
 
 from armvisor.arch.esr import esr
-from armvisor.arch.pstate import PSR_DAIF_MASK, PSR_F_BIT, PSR_I_BIT, PSR_IL_BIT, PSR_MODE32_BIT, PSR_SS_BIT
+from armvisor.arch.pstate import (
+    PSR_D_BIT,
+    PSR_DAIF_MASK,
+    PSR_F_BIT,
+    PSR_I_BIT,
+    PSR_MODE32_BIT,
+    PSR_NZCV_SHIFT,
+    PSR_PAN_BIT,
+    PSR_SS_BIT,
+)
 from armvisor.arch.sysregs import ELR_EL1, ESR_EL1, FAR_EL1, MDSCR_EL1, SPSR_EL1, VBAR_EL1
 from armvisor.cpu.debug import MDSCR_EL1_SS, debug_exceptions_enabled_at
 from armvisor.cpu.state import MASK64, CpuState
@@ -17,7 +26,6 @@ VECTOR_SERROR = 0x180
 VECTOR_CURRENT_SP0 = 0x000
 VECTOR_CURRENT_SPX = 0x200
 VECTOR_LOWER_A64 = 0x400
-
 
 
 def vector_base_offset(s: CpuState) -> int:
@@ -80,8 +88,9 @@ def take_interrupt(s: CpuState, return_pc: int) -> int | None:
 def exception_return(s: CpuState) -> int:
     """ERET from EL1: restore PSTATE from SPSR_EL1 and return ELR_EL1 as the new PC.
 
-    An illegal return (to EL2/EL3, to AArch32 which this PE does not implement at EL0/EL1, or
-    to EL0 with SPSel=1) sets PSTATE.IL and keeps the EL, as AArch64.ExceptionReturn does.
+    An illegal return (to EL2/EL3, to AArch32 which this PE does not implement at EL0/EL1, to
+    EL0 with SPSel=1, or to a reserved mode with M[1] set) sets PSTATE.IL and keeps the EL, as
+    AArch64.ExceptionReturn does.
     """
     sr = s.sr
     spsr = sr.get(SPSR_EL1, 0)
@@ -95,20 +104,18 @@ def exception_return(s: CpuState) -> int:
     ss = 0
     if spsr & PSR_SS_BIT and s.mdscr_sync & MDSCR_EL1_SS:
         dest_el = s.el if illegal else mode_el
-        dest_d = bool(spsr & (1 << 9))
-        here = debug_exceptions_enabled_at(s, s.el, bool(s.daif & (1 << 9)))
-        there = debug_exceptions_enabled_at(s, dest_el, dest_d)
+        here = debug_exceptions_enabled_at(s, s.el, bool(s.daif & PSR_D_BIT))
+        there = debug_exceptions_enabled_at(s, dest_el, bool(spsr & PSR_D_BIT))
         ss = 1 if (there and not here) else 0
     if illegal:
         # Illegal exception return: NZCV, DAIF etc. from SPSR, EL and SPSel unchanged, IL=1.
-        s.nzcv = (spsr >> 28) & 0xF
+        s.nzcv = (spsr >> PSR_NZCV_SHIFT) & 0xF
         s.daif = spsr & PSR_DAIF_MASK
-        s.pan = (spsr >> 22) & 1
+        s.pan = 1 if spsr & PSR_PAN_BIT else 0
         s.il = 1
-        s.ss = ss
     else:
-        s.pstate = (spsr & ~(PSR_SS_BIT | PSR_IL_BIT)) | (PSR_IL_BIT if spsr & PSR_IL_BIT else 0)
-        s.ss = ss
+        s.pstate = spsr  # IL as SPSR has it; SS is set below
+    s.ss = ss
     # A misaligned ELR is kept: the PC alignment fault comes from the next fetch.
     return target & MASK64
 

@@ -24,9 +24,6 @@ ZR_WRITE = 32
 MASK64 = (1 << 64) - 1
 MASK32 = (1 << 32) - 1
 
-# The PSTATE bits a 64-bit EL0/EL1 SPSR can hold (the rest are RES0 on this PE).
-PSTATE_WRITABLE = (0xF << PSR_NZCV_SHIFT) | PSR_PAN_BIT | PSR_SS_BIT | PSR_IL_BIT | PSR_DAIF_MASK | 0x1F
-
 
 class CpuState:
     """Registers and PSTATE of one PE. System registers are in ``sr``, keyed by encoding."""

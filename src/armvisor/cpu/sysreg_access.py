@@ -49,6 +49,7 @@ from armvisor.arch.sysregs import (
     CNTV_CVAL_EL0,
     CNTV_TVAL_EL0,
     CNTVCT_EL0,
+    CONTEXTIDR_EL1,
     CPACR_EL1,
     CSSELR_EL1,
     CTR_EL0,
@@ -116,14 +117,21 @@ from armvisor.arch.sysregs import (
     SysRegDesc,
 )
 from armvisor.cpu.access import PA_BITS, stage2_fault_level
+from armvisor.cpu.debug import DBGBCR, DBGBVR, DBGWCR, DBGWVR, NUM_BRPS, NUM_CTX_CMPS
 from armvisor.cpu.decoder import Op, sign_extend
-from armvisor.cpu.exceptions import take_exception
+from armvisor.cpu.exceptions import pending_interrupt, take_exception
 from armvisor.cpu.memory import PAGE_SHIFT
 from armvisor.cpu.state import MASK32, MASK64, ZR_WRITE, CpuState
-from armvisor.cpu.debug import NUM_BRPS, NUM_CTX_CMPS
-from armvisor.cpu.exceptions import pending_interrupt
 from armvisor.cpu.stops import DataAbort, InterruptWindow, ReselectLoop, TrapToEL2, UnsupportedFeature, YieldToOwner
-from armvisor.cpu.timer import CNT_CTL_ENABLE, CNT_CTL_ISTATUS, PHYSICAL_TIMER, VIRTUAL_TIMER, TimerRegs, condition_met
+from armvisor.cpu.timer import (
+    CNT_CTL_ENABLE,
+    CNT_CTL_ISTATUS,
+    PHYSICAL_TIMER,
+    VIRTUAL_TIMER,
+    TimerRegs,
+    condition_met,
+    timer_count,
+)
 
 if TYPE_CHECKING:
     from armvisor.cpu.core import Cpu
@@ -223,16 +231,15 @@ WRITE_MASKS: dict[int, int] = {
     CSSELR_EL1: 0xF,
     OSDLR_EL1: 1,
     SYSREGS_BY_NAME["DBGPRCR_EL1"].enc: 1,
-    SYSREGS_BY_NAME["CONTEXTIDR_EL1"].enc: MASK32,
+    CONTEXTIDR_EL1: MASK32,
     PMSELR_EL0: 0x1F,
     PMUSERENR_EL0: 0xF,
-    **{sys_reg(2, 0, 0, n, 5): 0x00FFE1E7 for n in range(16)},  # DBGBCR: BT LBN SSC HMC BAS PMC E
-    **{sys_reg(2, 0, 0, n, 7): 0x1F1FFFFF for n in range(16)},  # DBGWCR: MASK WT LBN SSC ... E
-    **{sys_reg(2, 0, 0, n, 6): MASK64 & ~3 for n in range(16)},  # DBGWVR: address, [1:0] RES0
+    **{enc: 0x00FFE1E7 for enc in DBGBCR},  # DBGBCR: BT LBN SSC HMC BAS PMC E
+    **{enc: 0x1F1FFFFF for enc in DBGWCR},  # DBGWCR: MASK WT LBN SSC ... E
+    **{enc: MASK64 & ~3 for enc in DBGWVR},  # DBGWVR: address, [1:0] RES0
     # DBGBVR: an address ([1:0] RES0), except that the context-aware breakpoints (the highest
     # CTX_CMPs+1) hold a Context ID in [31:0] for Context-ID types.
-    **{sys_reg(2, 0, 0, n, 4): MASK64 if n >= NUM_BRPS - NUM_CTX_CMPS else MASK64 & ~3
-       for n in range(16)},
+    **{enc: MASK64 if n >= NUM_BRPS - NUM_CTX_CMPS else MASK64 & ~3 for n, enc in enumerate(DBGBVR)},
 }
 
 
@@ -244,7 +251,7 @@ def physical_counter(cpu: "Cpu", s: CpuState) -> int:
 
 def virtual_counter(cpu: "Cpu", s: CpuState) -> int:
     """CNTVCT_EL0 = CNTPCT_EL0 - CNTVOFF_EL2."""
-    return (cpu.physical_count() - s.cntvoff_el2) & MASK64
+    return timer_count(s, VIRTUAL_TIMER, cpu.physical_count())
 
 
 def _write_daif(cpu: "Cpu", s: CpuState, value: int) -> None:
@@ -369,6 +376,8 @@ _CNTV_CTL, _CNTV_CVAL, _CNTV_TVAL = _timer(VIRTUAL_TIMER)
 _PMCNTENSET, _PMCNTENCLR = _set_clear(PMCNTENSET_EL0, _PMU_COUNTER_BITS)
 _PMINTENSET, _PMINTENCLR = _set_clear(PMINTENSET_EL1, _PMU_COUNTER_BITS)
 _PMOVSSET, _PMOVSCLR = _set_clear(PMOVSSET_EL0, _PMU_COUNTER_BITS)
+# The claim tags live in DBGCLAIMCLR_EL1 (which reads them); DBGCLAIMSET_EL1 reads its reset
+# value, the implemented tags (0xFF).
 _CLAIMSET, _CLAIMCLR = _set_clear(DBGCLAIMCLR_EL1, 0xFF)
 
 SPECIAL: dict[int, Special] = {

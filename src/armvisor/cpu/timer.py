@@ -21,10 +21,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from armvisor.arch.sysregs import CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0
+from armvisor.arch.sysregs import CNTFRQ_EL0, CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0, SYSREGS
 from armvisor.cpu.state import MASK64, CpuState
 
-CNTFRQ_HZ = 62_500_000
+CNTFRQ_HZ = SYSREGS[CNTFRQ_EL0].reset  # the frequency CNTFRQ_EL0 reports (62.5 MHz)
 CNT_CTL_ENABLE = 1 << 0
 CNT_CTL_IMASK = 1 << 1
 CNT_CTL_ISTATUS = 1 << 2

@@ -63,6 +63,15 @@ def watch_pieces(addr: int, length: int) -> list[tuple[int, int]]:
     return pieces
 
 
+def _overlay(target: bytearray, target_addr: int, source: bytes, source_addr: int) -> None:
+    """Copy into ``target`` (memory from ``target_addr``) the bytes of ``source`` (memory from
+    ``source_addr``) that fall inside it."""
+    low = max(target_addr, source_addr)
+    high = min(target_addr + len(target), source_addr + len(source))
+    if low < high:
+        target[low - target_addr:high - target_addr] = source[low - source_addr:high - source_addr]
+
+
 @dataclass
 class Watchpoint:
     kind: int
@@ -122,9 +131,7 @@ class DebugPoints:
         """Memory as the guest wrote it: inserted BRKs replaced by the originals."""
         out = bytearray(data)
         for bp, original in self.sw.items():
-            for i in range(4):
-                if 0 <= bp + i - addr < len(out):
-                    out[bp + i - addr] = original[i]
+            _overlay(out, addr, original, bp)
         return bytes(out)
 
     def shadow_write(self, addr: int, data: bytes) -> None:
@@ -132,15 +139,10 @@ class DebugPoints:
         self._write(addr, data)
         for bp in self.sw:
             if bp + 4 > addr and bp < addr + len(data):
-                self.sw[bp] = self._merged(bp, addr, data)
+                original = bytearray(self.sw[bp])
+                _overlay(original, bp, data, addr)
+                self.sw[bp] = bytes(original)
                 self._write(bp, BRK_0_BYTES)
-
-    def _merged(self, bp: int, addr: int, data: bytes) -> bytes:
-        original = bytearray(self.sw[bp])
-        for i in range(4):
-            if 0 <= bp + i - addr < len(data):
-                original[i] = data[bp + i - addr]
-        return bytes(original)
 
     # -- hardware breakpoints --------------------------------------------------------------------
     def insert_hw(self, addr: int) -> None:

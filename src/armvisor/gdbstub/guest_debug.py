@@ -21,12 +21,14 @@ from dataclasses import dataclass
 
 from armvisor import kvm as K
 from armvisor.arch import esr as E
+from armvisor.arch import sysregs
 from armvisor.arch.pstate import PSR_DAIF_MASK, PSR_MODE_EL1h, PSR_MODE_MASK
+from armvisor.arch.sysreg_encoding import sys_reg_fields
 from armvisor.gdbstub.breakpoints import WATCH_KINDS, DebugPoints
 
-ESR_EL1 = K.arm64_sys_reg(3, 0, 5, 2, 0)
-FAR_EL1 = K.arm64_sys_reg(3, 0, 6, 0, 0)
-VBAR_EL1 = K.arm64_sys_reg(3, 0, 12, 0, 0)
+ESR_EL1 = K.arm64_sys_reg(*sys_reg_fields(sysregs.ESR_EL1))
+FAR_EL1 = K.arm64_sys_reg(*sys_reg_fields(sysregs.FAR_EL1))
+VBAR_EL1 = K.arm64_sys_reg(*sys_reg_fields(sysregs.VBAR_EL1))
 SPSR_EL1 = K.arm64_core_reg(K.KVM_REG_ARM_CORE_SPSR)
 VBAR_ALIGN_MASK = ~0x7FF
 # Vector offsets of a synchronous exception to EL1 (Arm ARM D1.10.2).

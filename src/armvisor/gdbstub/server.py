@@ -260,10 +260,9 @@ class GdbSession:
         """If one of our breakpoints is at the vcpu's PC: lift it, step, put it back."""
         pc = pc_of(self.vcpu(index))
         lifted_sw = self.points.lift_sw(pc)
-        lifted_hw = pc & ~3 in self.points.hw
-        if not (lifted_sw or lifted_hw):
+        slot = self.points.hw.index(pc & ~3) if pc & ~3 in self.points.hw else None
+        if not lifted_sw and slot is None:
             return None
-        slot = self.points.hw.index(pc & ~3) if lifted_hw else None
         if slot is not None:
             self.points.hw[slot] = None
         try:

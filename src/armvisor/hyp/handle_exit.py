@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from armvisor.arch import esr as E
 from armvisor.arch.pstate import CONDITION_TABLE, PSR_MODE32_BIT
+from armvisor.hyp.adjust_pc import itstate
 from armvisor.hyp.inject import kvm_inject_undefined
 from armvisor.hyp.mmio import kvm_handle_guest_abort
 from armvisor.hyp.psci import kvm_smccc_call_handler, smccc_set_retval
@@ -87,7 +88,7 @@ ARM_EXIT_HANDLERS: dict[int, ExitHandler] = {
 }
 
 
-def kvm_handle_exit_handler(ec: int) -> ExitHandler:
+def kvm_get_exit_handler(ec: int) -> ExitHandler:
     """kvm_get_exit_handler: the table entry, or the UNDEFINED-injecting default."""
     return ARM_EXIT_HANDLERS.get(ec, kvm_handle_unknown_ec)
 
@@ -102,7 +103,7 @@ def kvm_condition_valid(esr: int, pstate: int) -> bool:
     if esr & E.ESR_ELx_CV:
         cond = (esr & E.ESR_ELx_COND_MASK) >> E.ESR_ELx_COND_SHIFT
     else:
-        it = ((pstate >> 8) & 0xFC) | ((pstate >> 25) & 3)
+        it = itstate(pstate)
         if it == 0:
             return True
         cond = it >> 4
@@ -120,7 +121,7 @@ def handle_trap_exceptions(vcpu: "Vcpu", trap: "HypTrap") -> int:
     else:
         ec = E.esr_ec(trap.esr)
         vcpu.stat_exit(ec)
-        handled = kvm_handle_exit_handler(ec)(vcpu, trap)
+        handled = kvm_get_exit_handler(ec)(vcpu, trap)
     if handled > 0 and vcpu.legacy_step_exit():
         return EXIT_TO_USER
     return handled

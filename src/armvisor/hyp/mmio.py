@@ -11,7 +11,10 @@ from armvisor.arch.esr import (
     ESR_ELx_FSC,
     ESR_ELx_ISV,
     ESR_ELx_S1PTW,
+    ESR_ELx_SAS_SHIFT,
     ESR_ELx_SF,
+    ESR_ELx_SRT_MASK,
+    ESR_ELx_SRT_SHIFT,
     ESR_ELx_SSE,
     ESR_ELx_WNR,
     esr_ec,
@@ -32,7 +35,13 @@ def fault_ipa(trap: "HypTrap") -> int:
 
 
 def dabt_len(esr: int) -> int:
-    return 1 << ((esr >> 22) & 3)
+    """kvm_vcpu_dabt_get_as: the access size in bytes (ISS.SAS)."""
+    return 1 << ((esr >> ESR_ELx_SAS_SHIFT) & 3)
+
+
+def dabt_rt(esr: int) -> int:
+    """kvm_vcpu_dabt_get_rd: the transfer register (ISS.SRT; 31 is XZR)."""
+    return (esr & ESR_ELx_SRT_MASK) >> ESR_ELx_SRT_SHIFT
 
 
 def kvm_handle_guest_abort(vcpu: "Vcpu", trap: "HypTrap") -> int:
@@ -66,16 +75,14 @@ def io_mem_abort(vcpu: "Vcpu", trap: "HypTrap", ipa: int) -> int:
         return -errno.ENOSYS
     length = dabt_len(esr)
     is_write = bool(esr & ESR_ELx_WNR)
-    rt = (esr >> 16) & 0x1F
     mmio = run.mmio
-    value = vcpu.cpu.state.x[rt] & ((1 << (8 * length)) - 1)  # index 31 reads as zero
+    value = vcpu.cpu.state.x[dabt_rt(esr)] & ((1 << (8 * length)) - 1)  # index 31 reads as zero
     if is_write:
         mmio.data[:length] = value.to_bytes(length, "little")
     mmio.is_write = int(is_write)
     mmio.phys_addr = ipa
     mmio.len = length
     vcpu.mmio_needed = True
-    vcpu.mmio_esr = esr
     device = vcpu.vm.io_bus.find(ipa, length)
     if device is not None:
         # kvm_io_bus_read/write: an in-kernel device completes the access at once.
@@ -92,11 +99,12 @@ def io_mem_abort(vcpu: "Vcpu", trap: "HypTrap", ipa: int) -> int:
 
 def kvm_handle_mmio_return(vcpu: "Vcpu") -> None:
     """Complete the access userspace answered: once only (``mmio_needed``), re-deriving size,
-    register and extension from the saved syndrome, then skip the instruction."""
+    register and extension from the trap's syndrome (``vcpu.trap_esr``, kvm_vcpu_get_esr), then
+    skip the instruction."""
     if not vcpu.mmio_needed:  # completed already, or answered with an injected abort
         return
     vcpu.mmio_needed = False
-    esr = vcpu.mmio_esr
+    esr = vcpu.trap_esr
     if not esr & ESR_ELx_WNR:
         length = dabt_len(esr)
         data = int.from_bytes(vcpu.kvm_run.mmio.data[:length], "little")
@@ -105,7 +113,7 @@ def kvm_handle_mmio_return(vcpu: "Vcpu") -> None:
             data = ((data ^ sign) - sign) & ((1 << 64) - 1)
         if not esr & ESR_ELx_SF:
             data &= 0xFFFFFFFF
-        rt = (esr >> 16) & 0x1F
+        rt = dabt_rt(esr)
         if rt != 31:
             vcpu.cpu.state.x[rt] = data
     vcpu.kvm_incr_pc()

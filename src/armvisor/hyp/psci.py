@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from armvisor.cpu.state import MASK64
 from armvisor.hyp.uapi import (
     KVM_EXIT_SYSTEM_EVENT,
     KVM_SYSTEM_EVENT_RESET,
@@ -19,8 +20,6 @@ from armvisor.hyp.uapi import (
 
 if TYPE_CHECKING:
     from armvisor.hyp.vcpu import Vcpu
-
-MASK64 = (1 << 64) - 1
 
 PSCI_0_2_FN_PSCI_VERSION = 0x84000000
 PSCI_0_2_FN_CPU_SUSPEND = 0x84000001
@@ -88,7 +87,7 @@ _ARCH_FEATURES = {
 
 RESUME, EXIT_TO_USER = 1, 0
 # A PSCI function: (vcpu) -> (x0 value or None for "exit to user without touching x0", ret).
-PsciFn = Callable[["Vcpu"], tuple[int, int]]
+PsciFn = Callable[["Vcpu"], tuple["int | None", int]]
 
 
 def _arg(vcpu: "Vcpu", n: int) -> int:

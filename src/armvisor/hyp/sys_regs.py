@@ -27,6 +27,7 @@ ID_AA64PFR0_EL1_EL2_MASK = 0xF << 8
 MDRAR_EL1 = sys_reg(2, 0, 1, 0, 0)
 OSDLR_EL1 = sys_reg(2, 0, 1, 3, 4)
 DBGPRCR_EL1 = sys_reg(2, 0, 1, 4, 4)
+ID_REG_TRAPS = ("TID1", "TID2", "TID3")  # the ID registers: read-only, sanitised
 
 
 def _is_id_space(enc: int) -> bool:
@@ -109,7 +110,7 @@ def _access_icc(vcpu: "Vcpu", enc: int, is_write: bool, value: int) -> int | Non
 def _table() -> dict[int, Accessor]:
     table: dict[int, Accessor] = {}
     for enc, desc in SYSREGS.items():
-        if desc.trap in ("TID1", "TID2", "TID3"):
+        if desc.trap in ID_REG_TRAPS:
             table[enc] = _access_id_reg
         elif desc.trap in ICC_TRAP_GROUPS:
             table[enc] = _access_icc
@@ -141,11 +142,11 @@ def kvm_handle_sys_reg(vcpu: "Vcpu", esr: int) -> int:
     crn, rt, crm, is_read = (esr >> 10) & 0xF, (esr >> 5) & 0x1F, (esr >> 1) & 0xF, bool(esr & 1)
     enc = sys_reg(op0, op1, crn, crm, op2)
     accessor = SYS_REG_ACCESSORS.get(enc)
-    if accessor is None and _is_id_space(enc) and op0 == 3:
+    if accessor is None and _is_id_space(enc):
         accessor = _access_id_reg  # unallocated ID space reads as zero
     x = vcpu.cpu.state.x
     result = None if accessor is None else accessor(vcpu, enc, not is_read, x[rt])
-    vcpu.stat_sysreg(enc)
+    vcpu.stat_sysreg()
     if result is None:
         kvm_inject_undefined(vcpu.cpu.state)
         return RESUME

@@ -7,7 +7,7 @@ import errno
 import threading
 import time
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from armvisor.arch.esr import ESR_ELx_EC_SHIFT, ESR_ELx_EC_SOFTSTP_LOW, ESR_ELx_IL
 from armvisor.arch.pstate import PSR_MODE32_BIT, PSR_MODE_EL0t, PSR_MODE_EL1h, PSR_MODE_EL1t, PSR_MODE_MASK
@@ -25,6 +25,7 @@ from armvisor.arch.sysregs import (
 )
 from armvisor.cpu.timer import CNT_CTL_ENABLE, CNT_CTL_IMASK, CNT_CTL_ISTATUS, VIRTUAL_TIMER, condition_met
 from armvisor.cpu import Budget, Cpu, HypTrap, WaitForInterrupt
+from armvisor.cpu.state import MASK64
 from armvisor.hyp import uapi as U
 from armvisor.hyp.adjust_pc import kvm_skip_instr
 from armvisor.hyp.arch_timer import ArchTimer
@@ -35,12 +36,11 @@ from armvisor.hyp.inject import kvm_inject_abt
 from armvisor.hyp.mmio import kvm_handle_mmio_return
 from armvisor.hyp.psci import PSCI_VERSION_0_2, PSCI_VERSION_1_0, PSCI_VERSION_1_1
 from armvisor.hyp.run_record import KvmRun
-from armvisor.hyp.sys_regs import sanitised_id_reg
+from armvisor.hyp.sys_regs import ID_REG_TRAPS, sanitised_id_reg
 
 if TYPE_CHECKING:
     from armvisor.hyp.vm import Vm
 
-MASK64 = (1 << 64) - 1
 # HCR_EL2 bits KVM sets for an AArch64 guest (HCR_GUEST_FLAGS, the ones this PE models).
 HCR_TWI = 1 << 13
 HCR_TWE = 1 << 14
@@ -84,7 +84,6 @@ class Vcpu:
         self.psci_version = PSCI_VERSION_1_1
         self.powered_off = False
         self.mmio_needed = False
-        self.mmio_esr = 0
         self.trap_esr = 0
         self.fault_far = 0
         self.fp_regs = [0] * 32
@@ -137,7 +136,7 @@ class Vcpu:
         s.pc = entry & MASK64
         s.x[0] = context_id & MASK64
         self.powered_off = False
-        self.vm.wake(self)
+        self.wake()
 
     def power_off(self) -> None:
         self.powered_off = True
@@ -158,7 +157,7 @@ class Vcpu:
                 if self.legacy_step_exit():
                     return run
             if run.immediate_exit:
-                return self._interrupted()
+                self._interrupted()
             ret = self._run_loop(timeout, max_insns)
         finally:
             self.debug.put()
@@ -166,7 +165,7 @@ class Vcpu:
             raise KvmError(-ret)
         return run
 
-    def _interrupted(self) -> KvmRun:
+    def _interrupted(self) -> NoReturn:
         self.kvm_run.exit_reason = U.KVM_EXIT_INTR
         raise KvmError(errno.EINTR, "run interrupted (bound reached or immediate_exit)")
 
@@ -318,7 +317,7 @@ class Vcpu:
         self.stat[EXIT_STAT_KEYS[ec]] += 1
         self.stat["exits"] += 1
 
-    def stat_sysreg(self, enc: int) -> None:
+    def stat_sysreg(self) -> None:
         self.stat["sysreg_traps"] += 1
 
     # -- KVM_SET_VCPU_EVENTS ------------------------------------------------------------------
@@ -410,7 +409,7 @@ class Vcpu:
             raise enoent(f"no system register 0x{reg_id:x}")
         desc = SYSREGS[enc]
         sr = self.cpu.state.sr
-        if desc.trap in ("TID1", "TID2", "TID3"):
+        if desc.trap in ID_REG_TRAPS:
             def set_id(v: int) -> None:
                 if v != sanitised_id_reg(self, enc):
                     raise einval(f"{desc.name} is immutable on armvisor")
@@ -449,7 +448,7 @@ class Vcpu:
         return (lambda: sr[enc]), (lambda v: sr.__setitem__(enc, v)), 8
 
     def _get_psci_version(self) -> int:
-        return self.psci_version if self.psci_version else 0
+        return self.psci_version
 
     def _set_psci_version(self, value: int) -> None:
         allowed = {PSCI_VERSION_0_2, PSCI_VERSION_1_0, PSCI_VERSION_1_1} if self.psci_version else {0}

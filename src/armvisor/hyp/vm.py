@@ -12,6 +12,7 @@ from armvisor.cpu.timer import Clock, HostClock, InstructionClock
 from armvisor.hyp import uapi as U
 from armvisor.hyp.errors import KvmError, einval
 from armvisor.hyp.io_bus import KvmIoBus
+from armvisor.hyp.psci import MPIDR_HWID_BITMASK
 from armvisor.hyp.vcpu import Vcpu
 from armvisor.hyp.vgic import VGIC_NR_PRIVATE_IRQS, Vgic, VgicV2, VgicV3
 
@@ -188,15 +189,12 @@ class Vm:
 
     # -- services for vcpus ------------------------------------------------------------------
     def vcpu_by_mpidr(self, mpidr: int) -> Vcpu | None:
-        return next((v for v in self.vcpus if v.mpidr & 0xFF00FFFFFF == mpidr), None)
+        return next((v for v in self.vcpus if v.mpidr & MPIDR_HWID_BITMASK == mpidr), None)
 
     def prepare_system_event(self) -> None:
         """kvm_prepare_system_event: every vcpu stops (powered off) before userspace acts."""
         for v in self.vcpus:
             v.powered_off = True
-
-    def wake(self, vcpu: Vcpu) -> None:
-        vcpu.wake()
 
     def can_wake(self, vcpu: Vcpu) -> bool:
         """Whether anything in the VM could wake a halted vcpu: an interrupt pending for it, an

@@ -83,28 +83,35 @@ def _open_tcp(spec: str, stack: ExitStack, announce: Callable[[str], None]) -> t
     return SocketOutput(conn), reader  # type: ignore[return-value]
 
 
+def _backend(spec: str) -> str:
+    """The backend ``spec`` names: ``stdio``, ``null``, ``file`` or ``tcp``; ChardevError if none."""
+    if spec in ("stdio", "null"):
+        return spec
+    if spec.startswith("file:") and len(spec) > 5:
+        return "file"
+    if spec.startswith("tcp:"):
+        return "tcp"
+    raise ChardevError(f"unsupported -serial {spec!r} (armvisor has stdio, null, file:PATH, tcp:HOST:PORT[,server])")
+
+
 def open_chardev(spec: str, stack: ExitStack,
                  announce: Callable[[str], None] = lambda message: None) -> tuple[BinaryIO, BinaryIO | None]:
     """Open the backend named by ``spec``: (output stream, input stream or None). Resources are
     closed with ``stack``; errors raise :class:`ChardevError` with a one-line message."""
-    if spec == "stdio":
+    backend = _backend(spec)
+    if backend == "stdio":
         return sys.stdout.buffer, sys.stdin.buffer if sys.stdin is not None else None
-    if spec == "null" or spec.startswith("file:") and len(spec) > 5:
-        path = os.devnull if spec == "null" else spec.removeprefix("file:")
-        try:
-            return stack.enter_context(open(path, "wb")), None
-        except OSError as err:
-            raise ChardevError(f"-serial {spec}: {err.strerror}") from None
-    if spec.startswith("tcp:"):
+    if backend == "tcp":
         return _open_tcp(spec, stack, announce)
-    raise ChardevError(f"unsupported -serial {spec!r} (armvisor has stdio, null, file:PATH, tcp:HOST:PORT[,server])")
+    path = os.devnull if backend == "null" else spec.removeprefix("file:")
+    try:
+        return stack.enter_context(open(path, "wb")), None
+    except OSError as err:
+        raise ChardevError(f"-serial {spec}: {err.strerror}") from None
 
 
 def validate(spec: str) -> str:
     """Check the syntax of a specification without opening anything (for argument parsing)."""
-    if spec in ("stdio", "null") or spec.startswith("file:") and len(spec) > 5:
-        return spec
-    if spec.startswith("tcp:"):
+    if _backend(spec) == "tcp":
         _tcp_options(spec)
-        return spec
-    raise ChardevError(f"unsupported -serial {spec!r} (armvisor has stdio, null, file:PATH, tcp:HOST:PORT[,server])")
+    return spec

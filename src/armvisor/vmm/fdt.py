@@ -42,6 +42,8 @@ VIRT_GIC_CPU = (0x0801_0000, 0x1_0000)
 VIRT_GIC_REDIST = (0x080A_0000, 0x00F6_0000)
 GICV3_REDIST_SIZE = 0x2_0000  # RD_base + SGI_base frames per CPU
 GICV2_MAX_CPUS = 8  # the GICv2 CPU-target fields are 8 bits wide
+# CPUs a GIC can serve on virt, by GIC version: GICv2's 8, GICv3 redistributors in their window.
+GIC_MAX_CPUS = {2: GICV2_MAX_CPUS, 3: VIRT_GIC_REDIST[1] // GICV3_REDIST_SIZE}
 
 # Interrupt specifier cells (include/hw/arm/fdt.h, the arm,gic binding).
 GIC_FDT_IRQ_TYPE_SPI = 0
@@ -81,12 +83,11 @@ class BoardSpec:
     stdout_path: str | None = None
 
     def __post_init__(self) -> None:
-        limits = {2: GICV2_MAX_CPUS, 3: VIRT_GIC_REDIST[1] // GICV3_REDIST_SIZE}
-        if self.gic_version not in limits:
+        if self.gic_version not in GIC_MAX_CPUS:
             raise ValueError(f"gic-version must be 2 or 3, not {self.gic_version}")
-        if not 1 <= self.cpus <= limits[self.gic_version]:
+        if not 1 <= self.cpus <= GIC_MAX_CPUS[self.gic_version]:
             raise ValueError(
-                f"{self.cpus} CPUs: GICv{self.gic_version} supports 1 to {limits[self.gic_version]}"
+                f"{self.cpus} CPUs: GICv{self.gic_version} supports 1 to {GIC_MAX_CPUS[self.gic_version]}"
             )
         if self.ram_size <= 0:
             raise ValueError(f"RAM size must be positive, not {self.ram_size}")

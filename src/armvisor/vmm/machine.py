@@ -37,19 +37,17 @@ from armvisor.kvm import (
     arm64_core_x,
 )
 from armvisor.hyp import uapi
+from armvisor.hyp.vgic import VGIC_NR_PRIVATE_IRQS
 from armvisor.vmm.bus import MmioBus
 from armvisor.vmm.devices import Pl011, Pl031
-from armvisor.vmm.fdt import BoardSpec, build_virt_fdt
+from armvisor.vmm.devices.base import PrimeCellDevice
+from armvisor.vmm.fdt import GIC_MAX_CPUS, BoardSpec, build_virt_fdt
 from armvisor.vmm.loaders import DTB_MAX_SIZE, Kernel, LoadError, dtb_address, load_initrd, load_kernel, read_file
 from armvisor.vmm.ram import GuestRam
 
 RAM_BASE = 0x4000_0000
 DEFAULT_RAM_SIZE = 128 << 20
 MAX_RAM_SIZE = 255 << 30  # virt's RAM window below 256 GiB (QEMU's highmem limit without highmem-ecam)
-# CPUs a GIC can serve on virt: GICv2's 8, GICv3 redistributors in the 0x080A_0000 window.
-MAX_CPUS = {2: 8, 3: 123}
-PL011_SPI_INTID = 33
-PL031_SPI_INTID = 34
 FDT_MAGIC = 0xD00DFEED
 RAM_SLOT = 0
 
@@ -110,10 +108,10 @@ class VirtMachine:
         report: Callable[[str], None] = report_to_stderr,
     ) -> None:
         """Build the board and load the guest; raises :class:`LoadError` for unusable input."""
-        if gic_version not in MAX_CPUS:
+        if gic_version not in GIC_MAX_CPUS:
             raise LoadError(f"gic-version={gic_version}: armvisor's virt has GICv2 and GICv3")
-        if not 1 <= cpus <= MAX_CPUS[gic_version]:
-            raise LoadError(f"-smp {cpus}: virt with GICv{gic_version} takes 1 to {MAX_CPUS[gic_version]} CPUs")
+        if not 1 <= cpus <= GIC_MAX_CPUS[gic_version]:
+            raise LoadError(f"-smp {cpus}: virt with GICv{gic_version} takes 1 to {GIC_MAX_CPUS[gic_version]} CPUs")
         if not 0 < ram_size <= MAX_RAM_SIZE:
             raise LoadError(f"-m: RAM size must be between 4K and {MAX_RAM_SIZE >> 30}G")
         self.strict_mmio = strict_mmio
@@ -133,9 +131,10 @@ class VirtMachine:
         self.gic_version = gic_version
         self.vm.create_vgic(gic_version)
         self.bus = MmioBus()
-        self.uart = Pl011(output=serial, irq=lambda level: self.vm.irq_line(PL011_SPI_INTID, level))
-        self.rtc = Pl031(irq=lambda level: self.vm.irq_line(PL031_SPI_INTID, level))
+        self.uart = Pl011(output=serial)
+        self.rtc = Pl031()
         for device in (self.uart, self.rtc):
+            self._connect_irq(device)
             self.bus.register(device)
         self._input_fd = serial_input.fileno() if serial_input is not None else None
         self._unassigned_reported: set[int] = set()
@@ -153,6 +152,11 @@ class VirtMachine:
         }
 
     # -- set-up --------------------------------------------------------------------------------
+    def _connect_irq(self, device: PrimeCellDevice) -> None:
+        """Wire the device's interrupt output to its SPI on the vGIC (INTID = 32 + SPI number,
+        the one its device-tree node names)."""
+        device.irq = lambda level: self.vm.irq_line(VGIC_NR_PRIVATE_IRQS + device.spi, level)
+
     def _load(self) -> None:
         """Kernel, initrd and device tree into RAM; boot registers of vcpu 0."""
         kernel, initrd, dtb, append = self._images

@@ -226,7 +226,7 @@ class Runner:
         return self.machine.device_wake_possible or any(self.machine.vm.can_wake(v) for v in active)
 
     def _hung(self, waited: str = "") -> GuestStop:
-        if not any(not v.powered_off for v in self.vcpus):
+        if all(v.powered_off for v in self.vcpus):
             return GuestStop(ExitStatus.GUEST_CRASH, "guest crash: every vcpu is powered off (PSCI CPU_OFF) "
                                                      "and nothing can power one on")
         return GuestStop(ExitStatus.GUEST_CRASH, f"guest halted in WFI with no interrupt source{waited} "

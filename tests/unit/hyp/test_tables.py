@@ -11,7 +11,7 @@ from armvisor import kvm as K
 from armvisor.arch.esr import ESR_ELx_EC_MAX
 from armvisor.hyp.handle_exit import (
     ARM_EXIT_HANDLERS,
-    kvm_handle_exit_handler,
+    kvm_get_exit_handler,
     kvm_handle_unknown_ec,
 )
 from armvisor.hyp.psci import (
@@ -27,7 +27,7 @@ MASK64 = (1 << 64) - 1
 
 def test_every_exception_class_has_a_handler() -> None:
     for ec in range(ESR_ELx_EC_MAX + 1):
-        handler = kvm_handle_exit_handler(ec)
+        handler = kvm_get_exit_handler(ec)
         assert callable(handler)
         assert handler is ARM_EXIT_HANDLERS.get(ec, kvm_handle_unknown_ec)
 

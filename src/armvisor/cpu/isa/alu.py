@@ -2,7 +2,8 @@
 
 Decode-time helpers (DecodeBitMasks, register-field mapping) return plain ints; the operand
 builders return small functions that ops call at run time with a register value; a few op
-factories (``add_sub_flags``, ``use_sp``) serve both groups. Every value is an unsigned int of
+factories (``add_sub_flags``, ``use_sp``) serve both groups. ``write_index`` serves the
+load/store groups too. Every value is an unsigned int of
 the operation's width (32 or 64 bits).
 """
 

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from armvisor.cpu.decoder import DecodeTable, Op, bits
-from armvisor.cpu.isa.ldst_common import Index, Xfer, addressed, reader, wreg, writer
+from armvisor.cpu.isa.alu import write_index
+from armvisor.cpu.isa.ldst_common import Index, Xfer, addressed, reader, writer
 from armvisor.cpu.state import ZR_READ, CpuState
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ _ATOMIC_OPS: dict[int, AtomicOp] = {
 def atomic(cpu: "Cpu", operation: AtomicOp, rs: int, t: int, nbytes: int) -> Xfer:
     """MemAtomic: Rt = [a]; [a] = operation([a], Rs)."""
     X, rd, wr = cpu.state.x, cpu.access.read[nbytes], cpu.access.write[nbytes]
-    t = wreg(t)
+    t = write_index(t)
     vmask, sign_bit = (1 << 8 * nbytes) - 1, 1 << (8 * nbytes - 1)
 
     def ld_op(s: CpuState, a: int) -> None:
@@ -75,7 +76,7 @@ def compare_and_swap(cpu: "Cpu", rs: int, t: int, esize: int, pair: bool) -> Xfe
     read, write = reader(access, total), writer(access, total)
     emask, ebits = (1 << 8 * esize) - 1, 8 * esize
     rs2, t2 = (rs + 1, t + 1) if pair else (ZR_READ, ZR_READ)
-    ws, ws2 = wreg(rs), wreg(rs2)
+    ws, ws2 = write_index(rs), write_index(rs2)
 
     def cas(s: CpuState, a: int) -> None:
         old = read(a)

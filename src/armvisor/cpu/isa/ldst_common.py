@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 from armvisor.arch.esr import dabt_iss_access
 from armvisor.cpu.access import MemoryAccess, Reader, Writer
 from armvisor.cpu.decoder import Op
+from armvisor.cpu.isa.alu import write_index
 from armvisor.cpu.sp_alignment import sp_checked
-from armvisor.cpu.state import MASK64, ZR_WRITE, CpuState
+from armvisor.cpu.state import MASK64, CpuState
 
 if TYPE_CHECKING:
     from armvisor.cpu.core import Cpu
@@ -45,11 +46,6 @@ class Index(Enum):
     POST = "post"  # [Xn|SP], #imm
 
 
-def wreg(r: int) -> int:
-    """Index in ``CpuState.x`` for writing register field ``r`` (31 = XZR/WZR)."""
-    return ZR_WRITE if r == 31 else r
-
-
 def with_syndrome(op: Op, size_log2: int, sign_extend: bool, rt: int, sf: bool,
                   acq_rel: bool = False) -> Op:
     """Give ``op`` the ISV=1 instruction syndrome of a single-register access without writeback
@@ -62,7 +58,7 @@ def with_syndrome(op: Op, size_log2: int, sign_extend: bool, rt: int, sf: bool,
 
 def load(X: Regs, t: int, rd: Reader, sign_bit: int = 0, mask: int = MASK64) -> Xfer:
     """Load into Rt, zero-extended, or sign-extended from ``sign_bit`` and cut to ``mask``."""
-    t = wreg(t)
+    t = write_index(t)
     if not sign_bit:
         def load_zero(s: CpuState, a: int) -> None:
             X[t] = rd(a)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from armvisor.cpu.decoder import DecodeTable, Op, bits
+from armvisor.cpu.isa.alu import write_index
 from armvisor.cpu.isa.ldst_common import (
     Index,
     Xfer,
@@ -25,7 +26,6 @@ from armvisor.cpu.isa.ldst_common import (
     reader,
     store,
     with_syndrome,
-    wreg,
     writer,
 )
 from armvisor.cpu.state import ZR_READ, CpuState
@@ -41,7 +41,7 @@ def load_exclusive(cpu: "Cpu", t: int, t2: int, esize: int, total: int) -> Xfer:
     and Rt2 (high element; XZR for the single-register forms), and mark the address exclusive.
     LDXP with Rt == Rt2 (Unpredictable_LDPOVERLAP): Constraint_UNKNOWN, Rt2's value wins."""
     X, translate, read = cpu.state.x, cpu.access.translate_data, reader(cpu.access, total)
-    t, t2 = wreg(t), wreg(t2)
+    t, t2 = write_index(t), write_index(t2)
     emask, ebits = (1 << 8 * esize) - 1, 8 * esize
 
     def ldxr(s: CpuState, a: int) -> None:
@@ -61,7 +61,7 @@ def store_exclusive(cpu: "Cpu", rs: int, t: int, t2: int, esize: int, total: int
     (Arm ARM: it is IMPLEMENTATION DEFINED whether aborts are detected first). Rs equal to Rt,
     Rt2 or Rn is CONSTRAINED UNPREDICTABLE: Constraint_NONE (the original values are used)."""
     X, translate, write = cpu.state.x, cpu.access.translate_data, writer(cpu.access, total)
-    rs = wreg(rs)
+    rs = write_index(rs)
     emask, ebits = (1 << 8 * esize) - 1, 8 * esize
 
     def stxr(s: CpuState, a: int) -> None:

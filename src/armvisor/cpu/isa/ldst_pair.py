@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from armvisor.cpu.access import MemoryAccess, Reader
 from armvisor.cpu.decoder import DecodeTable, Op, bits, sign_extend
-from armvisor.cpu.isa.ldst_common import Index, Regs, Xfer, addressed, wreg
+from armvisor.cpu.isa.alu import write_index
+from armvisor.cpu.isa.ldst_common import Index, Regs, Xfer, addressed
 from armvisor.cpu.memory import PAGE_SIZE
 from armvisor.cpu.state import MASK64, CpuState
 
@@ -27,7 +28,7 @@ def load_pair(X: Regs, t: int, t2: int, rd: Reader, nbytes: int, sign_bit: int) 
     """Load Rt from [a] and Rt2 from [a + size]; both loads happen before either register is
     written. Rt == Rt2 is CONSTRAINED UNPREDICTABLE (Unpredictable_LDPOVERLAP): we take
     Constraint_UNKNOWN, the register ending with the second element, as current QEMU does."""
-    t, t2 = wreg(t), wreg(t2)
+    t, t2 = write_index(t), write_index(t2)
     if not sign_bit:
         def ldp(s: CpuState, a: int) -> None:
             v1, v2 = rd(a), rd((a + nbytes) & MASK64)

@@ -31,12 +31,12 @@ from armvisor.arch.sysregs import (
     HCR_TWE,
     HCR_TWI,
     MDCR_EL2_TDE,
+    MDSCR_EL1,
     SCTLR_EL1,
     SCTLR_EL1_NTWE,
     SCTLR_EL1_NTWI,
 )
 from armvisor.cpu.decoder import DecodeTable, Op, bits
-from armvisor.arch.sysregs import MDSCR_EL1
 from armvisor.cpu.exceptions import pending_interrupt, take_exception
 from armvisor.cpu.state import CpuState
 from armvisor.cpu.stops import InterruptWindow, TrapToEL2, WaitForInterruptSignal

@@ -131,7 +131,7 @@ def _set_sources(vgic: Vgic, irq: VgicIrq, value: int, setting: bool) -> None:
 def distributor_regions(vgic: VgicV2) -> list[Region]:
     nr = vgic.nr_irqs
     return [
-        register("GICD_CTLR", GICD_CTLR, lambda g, c: int(g.enabled[0]) | int(g.enabled[1]) << 1,
+        register("GICD_CTLR", GICD_CTLR, lambda g, c: g.group_enables(),
                  lambda g, c, v: g.set_group_enables(v)),
         register("GICD_TYPER", GICD_TYPER, _typer),
         register("GICD_IIDR", GICD_IIDR, lambda g, c: GICD_IIDR_VALUE),
@@ -163,16 +163,8 @@ def _write_cpu_ctlr(vgic: Vgic, cpu: int, value: int) -> None:
     c.eoimode = bool(value & GICC_CTLR_EOIMODE)
 
 
-
 def _abpr(vgic: Vgic, cpu: int) -> int:
     return vgic.cpus[cpu].bpr[1]
-
-
-def _set_abpr(vgic: Vgic, cpu: int, value: int) -> None:
-    """GICC_ABPR: the Group 1 binary point (ignored while CBPR is set)."""
-    if not vgic.cpus[cpu].cbpr:
-        vgic.cpus[cpu].set_bpr(1, value)
-
 
 
 def _ack_group0(vgic: Vgic, cpu: int) -> tuple[tuple[int, ...], int]:
@@ -189,7 +181,7 @@ def cpu_interface_regions() -> list[Region]:
         register("GICC_EOIR", GICC_EOIR, lambda g, c: 0, lambda g, c, v: g.end_of_interrupt(c, v & GICC_INTID_MASK, 0)),
         register("GICC_RPR", GICC_RPR, lambda g, c: g.cpus[c].running_priority),
         register("GICC_HPPIR", GICC_HPPIR, lambda g, c: g.hppi_id(c, *_ack_group0(g, c))),
-        register("GICC_ABPR", GICC_ABPR, _abpr, _set_abpr),
+        register("GICC_ABPR", GICC_ABPR, _abpr, lambda g, c, v: g.cpus[c].write_bpr1(v)),
         register("GICC_AIAR", GICC_AIAR, lambda g, c: g.acknowledge(c, (1,), GIC_SPURIOUS)),
         register("GICC_AEOIR", GICC_AEOIR, lambda g, c: 0, lambda g, c, v: g.end_of_interrupt(c, v & GICC_INTID_MASK, 1)),
         register("GICC_AHPPIR", GICC_AHPPIR, lambda g, c: g.hppi_id(c, (1,), GIC_SPURIOUS)),

@@ -103,7 +103,7 @@ class VgicV3(Vgic):
 
 # -- Distributor -------------------------------------------------------------------------------
 def _read_dist_ctlr(vgic: Vgic, cpu: int) -> int:
-    return int(vgic.enabled[0]) | int(vgic.enabled[1]) << 1 | GICD_CTLR_ARE | GICD_CTLR_DS
+    return vgic.group_enables() | GICD_CTLR_ARE | GICD_CTLR_DS
 
 
 def _dist_typer(vgic: Vgic, cpu: int) -> int:
@@ -215,18 +215,11 @@ def _read_bpr1(vgic: VgicV3, cpu: int) -> int:
     return min(c.bpr[0] + 1, 7) if c.cbpr else c.bpr[1]
 
 
-def _write_bpr1(vgic: VgicV3, cpu: int, value: int) -> None:
-    if not vgic.cpus[cpu].cbpr:
-        vgic.cpus[cpu].set_bpr(1, value)
-
-
 def _set_grpen(group: int):
     def write(vgic: VgicV3, cpu: int, value: int) -> None:
         vgic.cpus[cpu].grpen[group] = bool(value & 1)
 
     return write
-
-
 
 
 ICC_ACCESSORS: dict[str, IccAccessor] = {
@@ -238,7 +231,7 @@ ICC_ACCESSORS: dict[str, IccAccessor] = {
     "ICC_HPPIR0_EL1": _ro(lambda g, c: g.hppi_id(c, (0,), GIC_SPURIOUS)),
     "ICC_HPPIR1_EL1": _ro(lambda g, c: g.hppi_id(c, (1,), GIC_SPURIOUS)),
     "ICC_BPR0_EL1": _rw(lambda g, c: g.cpus[c].bpr[0], lambda g, c, v: g.cpus[c].set_bpr(0, v)),
-    "ICC_BPR1_EL1": _rw(_read_bpr1, _write_bpr1),
+    "ICC_BPR1_EL1": _rw(_read_bpr1, lambda g, c, v: g.cpus[c].write_bpr1(v)),
     "ICC_AP0R0_EL1": _rw(lambda g, c: g.cpus[c].apr[0], lambda g, c, v: g.set_active_priorities(c, 0, v)),
     "ICC_AP1R0_EL1": _rw(lambda g, c: g.cpus[c].apr[1], lambda g, c, v: g.set_active_priorities(c, 1, v)),
     "ICC_DIR_EL1": _wo(lambda g, c, v: g.deactivate(c, v & 0xFFFFFF)),

@@ -73,6 +73,11 @@ class VgicCpu:
         """Binary point writes below the implemented minimum read back as the minimum."""
         self.bpr[group] = max(value & 7, BPR1_MIN if group else BPR0_MIN)
 
+    def write_bpr1(self, value: int) -> None:
+        """GICC_ABPR / ICC_BPR1_EL1: the Group 1 binary point, ignored while CBPR is set."""
+        if not self.cbpr:
+            self.set_bpr(1, value)
+
     def drop_priority(self, group: int) -> None:
         """Priority drop: clear the highest active priority (preferring ``group``'s bit)."""
         active = self.apr[0] | self.apr[1]
@@ -287,6 +292,10 @@ class Vgic:
     def priority_field(self, value: int) -> int:
         """A priority as stored: the unimplemented low bits read as zero."""
         return value & VGIC_PRI_MASK
+
+    def group_enables(self) -> int:
+        """GICD_CTLR EnableGrp0 [0] and EnableGrp1 [1] as read."""
+        return int(self.enabled[0]) | int(self.enabled[1]) << 1
 
     def set_group_enables(self, value: int) -> None:
         """GICD_CTLR EnableGrp0 [0] and EnableGrp1 [1] (both versions, one Security state)."""
