@@ -91,6 +91,8 @@ ESR_ELx_FSC_DEBUG = 0x22  # debug exception (breakpoint, watchpoint, step)
 ESR_ELx_CV = 1 << 24
 ESR_ELx_COND_SHIFT = 20
 ESR_ELx_COND_MASK = 0xF << ESR_ELx_COND_SHIFT
+# CV=1 with COND=AL: what a trapped instruction from AArch64 reports (WFx, FP/SIMD access).
+ESR_ELx_CV_COND_AL = ESR_ELx_CV | (0xE << ESR_ELx_COND_SHIFT)
 
 # WFx ISS.
 ESR_ELx_WFx_ISS_RN = 0x1F << 5

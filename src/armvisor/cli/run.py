@@ -20,7 +20,12 @@ from typing import BinaryIO
 
 from armvisor.vmm import chardev
 from armvisor.vmm.loaders import LoadError
-from armvisor.vmm.machine import DEFAULT_RAM_SIZE, ExitStatus, VirtMachine, report_to_stderr
+from armvisor.vmm.machine import (
+    DEFAULT_RAM_SIZE,
+    ExitStatus,
+    VirtMachine,
+    report_to_stderr,
+)
 from armvisor.vmm.runner import Runner
 
 NAME = "run"

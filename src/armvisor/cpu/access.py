@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from armvisor.arch.esr import ESR_ELx_FSC_ADDRSZ, ESR_ELx_FSC_ALIGN, ESR_ELx_FSC_FAULT, ESR_ELx_FSC_PERM
+from armvisor.arch.esr import (
+    ESR_ELx_FSC_ADDRSZ,
+    ESR_ELx_FSC_ALIGN,
+    ESR_ELx_FSC_FAULT,
+    ESR_ELx_FSC_PERM,
+)
 from armvisor.arch.sysregs import SCTLR_EL1, SCTLR_EL1_M
 from armvisor.cpu.memory import PAGE_SHIFT, PhysicalMemory
 from armvisor.cpu.state import CpuState

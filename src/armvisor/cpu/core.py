@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from armvisor.arch.esr import (
     ESR_ELx_CM,
+    ESR_ELx_EC_BREAKPT_LOW,
     ESR_ELx_EC_DABT_LOW,
     ESR_ELx_EC_IABT_LOW,
     ESR_ELx_EC_ILL,
     ESR_ELx_EC_PC_ALIGN,
-    ESR_ELx_EC_BREAKPT_LOW,
     ESR_ELx_EC_SOFTSTP_LOW,
     ESR_ELx_EC_UNKNOWN,
     ESR_ELx_EC_WATCHPT_LOW,
@@ -47,7 +47,11 @@ from armvisor.cpu.debug import (
     watchpoint_hit,
 )
 from armvisor.cpu.decoder import DecodeTable, Op
-from armvisor.cpu.exceptions import IllegalExecutionState, take_exception, take_interrupt
+from armvisor.cpu.exceptions import (
+    IllegalExecutionState,
+    take_exception,
+    take_interrupt,
+)
 from armvisor.cpu.memory import PAGE_SHIFT, PhysicalMemory
 from armvisor.cpu.state import CpuState
 from armvisor.cpu.stops import (

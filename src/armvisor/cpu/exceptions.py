@@ -14,18 +14,25 @@ from armvisor.arch.pstate import (
     PSR_PAN_BIT,
     PSR_SS_BIT,
 )
-from armvisor.arch.sysregs import ELR_EL1, ESR_EL1, FAR_EL1, MDSCR_EL1, SPSR_EL1, VBAR_EL1
+from armvisor.arch.sysregs import (
+    ELR_EL1,
+    ESR_EL1,
+    FAR_EL1,
+    MDSCR_EL1,
+    SPSR_EL1,
+    VBAR_EL1,
+)
+from armvisor.arch.vectors import (  # noqa: F401 - VECTOR_IRQ/FIQ/SERROR re-exported for cpu users
+    VECTOR_CURRENT_SP0,
+    VECTOR_CURRENT_SPX,
+    VECTOR_FIQ,
+    VECTOR_IRQ,
+    VECTOR_LOWER_A64,
+    VECTOR_SERROR,
+    VECTOR_SYNC,
+)
 from armvisor.cpu.debug import MDSCR_EL1_SS, debug_exceptions_enabled_at
 from armvisor.cpu.state import MASK64, CpuState
-
-# Vector offsets (Arm ARM D1.10.2, Table D1-7).
-VECTOR_SYNC = 0x000
-VECTOR_IRQ = 0x080
-VECTOR_FIQ = 0x100
-VECTOR_SERROR = 0x180
-VECTOR_CURRENT_SP0 = 0x000
-VECTOR_CURRENT_SPX = 0x200
-VECTOR_LOWER_A64 = 0x400
 
 
 def vector_base_offset(s: CpuState) -> int:

@@ -33,8 +33,20 @@ from functools import partial
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
-from armvisor.arch.esr import ESR_ELx_EC_SYS64, ESR_ELx_FSC_ADDRSZ, ESR_ELx_FSC_FAULT, esr, sys64_iss
-from armvisor.arch.pstate import PSR_DAIF_MASK, PSR_IL_BIT, PSR_MODE32_BIT, PSR_NZCV_MASK, PSR_SS_BIT
+from armvisor.arch.esr import (
+    ESR_ELx_EC_SYS64,
+    ESR_ELx_FSC_ADDRSZ,
+    ESR_ELx_FSC_FAULT,
+    esr,
+    sys64_iss,
+)
+from armvisor.arch.pstate import (
+    PSR_DAIF_MASK,
+    PSR_IL_BIT,
+    PSR_MODE32_BIT,
+    PSR_NZCV_MASK,
+    PSR_SS_BIT,
+)
 from armvisor.arch.sysreg_encoding import sys_reg, sys_reg_fields
 from armvisor.arch.sysregs import (
     CCSIDR_EL1,
@@ -122,7 +134,14 @@ from armvisor.cpu.decoder import Op, sign_extend
 from armvisor.cpu.exceptions import pending_interrupt, take_exception
 from armvisor.cpu.memory import PAGE_SHIFT
 from armvisor.cpu.state import MASK32, MASK64, ZR_WRITE, CpuState
-from armvisor.cpu.stops import DataAbort, InterruptWindow, ReselectLoop, TrapToEL2, UnsupportedFeature, YieldToOwner
+from armvisor.cpu.stops import (
+    DataAbort,
+    InterruptWindow,
+    ReselectLoop,
+    TrapToEL2,
+    UnsupportedFeature,
+    YieldToOwner,
+)
 from armvisor.cpu.timer import (
     CNT_CTL_ENABLE,
     CNT_CTL_ISTATUS,

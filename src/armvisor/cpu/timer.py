@@ -21,7 +21,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from armvisor.arch.sysregs import CNTFRQ_EL0, CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0, SYSREGS
+from armvisor.arch.sysregs import (
+    CNTFRQ_EL0,
+    CNTP_CTL_EL0,
+    CNTP_CVAL_EL0,
+    CNTV_CTL_EL0,
+    CNTV_CVAL_EL0,
+    SYSREGS,
+)
 from armvisor.cpu.state import MASK64, CpuState
 
 CNTFRQ_HZ = SYSREGS[CNTFRQ_EL0].reset  # the frequency CNTFRQ_EL0 reports (62.5 MHz)

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from armvisor import kvm as K
 from armvisor.arch import esr as E
 from armvisor.arch import sysregs
-from armvisor.arch.pstate import PSR_DAIF_MASK, PSR_MODE_EL1h, PSR_MODE_MASK
+from armvisor.arch.pstate import PSR_DAIF_MASK, PSR_MODE_MASK, PSR_MODE_EL1h
 from armvisor.arch.sysreg_encoding import sys_reg_fields
+from armvisor.arch.vectors import vector_group
 from armvisor.gdbstub.breakpoints import WATCH_KINDS, DebugPoints
 
 ESR_EL1 = K.arm64_sys_reg(*sys_reg_fields(sysregs.ESR_EL1))
@@ -32,9 +33,6 @@ VBAR_EL1 = K.arm64_sys_reg(*sys_reg_fields(sysregs.VBAR_EL1))
 SPSR_EL1 = K.arm64_core_reg(K.KVM_REG_ARM_CORE_SPSR)
 VBAR_ALIGN_MASK = ~0x7FF
 # Vector offsets of a synchronous exception to EL1 (Arm ARM D1.10.2).
-VECTOR_CURRENT_SP0 = 0x000
-VECTOR_CURRENT_SPX = 0x200
-VECTOR_LOWER_A64 = 0x400
 # Debug classes with a "lower EL" and a "current EL" form (EC and EC + 1).
 LOWER_TO_CURRENT = frozenset((E.ESR_ELx_EC_BREAKPT_LOW, E.ESR_ELx_EC_SOFTSTP_LOW, E.ESR_ELx_EC_WATCHPT_LOW))
 WATCHPOINT_CLASSES = frozenset((E.ESR_ELx_EC_WATCHPT_LOW, E.ESR_ELx_EC_WATCHPT_CUR))
@@ -120,10 +118,7 @@ def inject_debug_exception(vcpu: K.Vcpu, hsr: int, far: int) -> None:
     ec = E.esr_ec(hsr)
     if el == 1 and ec in LOWER_TO_CURRENT:
         hsr = (hsr & ~E.ESR_ELx_EC_MASK) | ((ec + 1) << E.ESR_ELx_EC_SHIFT)
-    if el == 0:
-        offset = VECTOR_LOWER_A64
-    else:
-        offset = VECTOR_CURRENT_SPX if pstate & 1 else VECTOR_CURRENT_SP0
+    offset = vector_group(pstate)
     vcpu.set_one_reg(SPSR_EL1, pstate)
     vcpu.set_one_reg(K.KVM_REG_ARM64_ELR_EL1, pc_of(vcpu))
     vcpu.set_one_reg(ESR_EL1, hsr)

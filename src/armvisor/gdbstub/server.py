@@ -33,9 +33,20 @@ from typing import Any
 from armvisor import kvm as K
 from armvisor.gdbstub import commands
 from armvisor.gdbstub.breakpoints import DebugPoints
-from armvisor.gdbstub.guest_debug import STEP_DONE, DebugStop, classify_debug_exit, pc_of
+from armvisor.gdbstub.guest_debug import (
+    STEP_DONE,
+    DebugStop,
+    classify_debug_exit,
+    pc_of,
+)
 from armvisor.gdbstub.monitor import MonitorResult, run_monitor
-from armvisor.gdbstub.rsp import ConnectionClosed, Interrupt, Packet, RspChannel, expand_rle
+from armvisor.gdbstub.rsp import (
+    ConnectionClosed,
+    Interrupt,
+    Packet,
+    RspChannel,
+    expand_rle,
+)
 
 SLICE_INSNS = 20_000
 SLICE_SECONDS = 0.25  # a vcpu sleeping in WFI waits this long before a Ctrl-C poll

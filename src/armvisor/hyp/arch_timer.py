@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from armvisor.cpu.timer import PHYSICAL_TIMER, TIMERS, VIRTUAL_TIMER, HostClock, armed, condition_met, deadline
+from armvisor.cpu.timer import (
+    PHYSICAL_TIMER,
+    TIMERS,
+    VIRTUAL_TIMER,
+    HostClock,
+    armed,
+    condition_met,
+    deadline,
+)
 from armvisor.hyp.vgic import INTID_PTIMER, INTID_VTIMER
 
 if TYPE_CHECKING:

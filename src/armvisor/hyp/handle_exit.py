@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from armvisor.arch import esr as E
 from armvisor.arch.pstate import CONDITION_TABLE, PSR_MODE32_BIT
 from armvisor.hyp.adjust_pc import itstate
+from armvisor.hyp.convention import EXIT_TO_USER, RESUME
 from armvisor.hyp.inject import kvm_inject_undefined
 from armvisor.hyp.mmio import kvm_handle_guest_abort
 from armvisor.hyp.psci import kvm_smccc_call_handler, smccc_set_retval
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from armvisor.cpu.stops import HypTrap
     from armvisor.hyp.vcpu import Vcpu
 
-RESUME, EXIT_TO_USER = 1, 0
 ExitHandler = Callable[["Vcpu", "HypTrap"], int]
 
 

@@ -19,6 +19,7 @@ from armvisor.arch.esr import (
     ESR_ELx_WNR,
     esr_ec,
 )
+from armvisor.hyp.convention import EXIT_TO_USER, RESUME
 from armvisor.hyp.inject import kvm_inject_abt
 from armvisor.hyp.uapi import KVM_EXIT_ARM_NISV, KVM_EXIT_MMIO
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from armvisor.cpu.stops import HypTrap
     from armvisor.hyp.vcpu import Vcpu
 
-RESUME, EXIT_TO_USER = 1, 0
 
 
 def fault_ipa(trap: "HypTrap") -> int:

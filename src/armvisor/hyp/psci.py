@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from armvisor.cpu.state import MASK64
+from armvisor.hyp.convention import EXIT_TO_USER, RESUME
 from armvisor.hyp.uapi import (
     KVM_EXIT_SYSTEM_EVENT,
     KVM_SYSTEM_EVENT_RESET,
@@ -85,7 +86,6 @@ _ARCH_FEATURES = {
     ARM_SMCCC_ARCH_WORKAROUND_3: SMCCC_ARCH_WORKAROUND_RET_UNAFFECTED,
 }
 
-RESUME, EXIT_TO_USER = 1, 0
 # A PSCI function: (vcpu) -> (x0 value or None for "exit to user without touching x0", ret).
 PsciFn = Callable[["Vcpu"], tuple["int | None", int]]
 

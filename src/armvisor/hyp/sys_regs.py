@@ -10,15 +10,30 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from armvisor.arch.sysreg_encoding import sys_reg
-from armvisor.arch.sysregs import ACTLR_EL1, ICC_TRAP_GROUPS, MDSCR_EL1, OSLAR_EL1, OSLSR_EL1, SYSREGS
-from armvisor.cpu.debug import DBGBCR, DBGBVR, DBGWCR, DBGWVR, NUM_BRPS, NUM_WRPS, OSLSR_EL1_OSLK
+from armvisor.arch.sysregs import (
+    ACTLR_EL1,
+    ICC_TRAP_GROUPS,
+    MDSCR_EL1,
+    OSLAR_EL1,
+    OSLSR_EL1,
+    SYSREGS,
+)
+from armvisor.cpu.debug import (
+    DBGBCR,
+    DBGBVR,
+    DBGWCR,
+    DBGWVR,
+    NUM_BRPS,
+    NUM_WRPS,
+    OSLSR_EL1_OSLK,
+)
+from armvisor.hyp.convention import RESUME
 from armvisor.hyp.inject import kvm_inject_undefined
 from armvisor.hyp.vgic import ICC_ACCESSORS, VgicV3
 
 if TYPE_CHECKING:
     from armvisor.hyp.vcpu import Vcpu
 
-RESUME = 1
 # accessor(vcpu, enc, is_write, value) -> value read (ignored for writes), or None = UNDEFINED
 Accessor = Callable[["Vcpu", int, bool, int], "int | None"]
 

@@ -10,7 +10,13 @@ from collections import Counter
 from typing import TYPE_CHECKING, NoReturn
 
 from armvisor.arch.esr import ESR_ELx_EC_SHIFT, ESR_ELx_EC_SOFTSTP_LOW, ESR_ELx_IL
-from armvisor.arch.pstate import PSR_MODE32_BIT, PSR_MODE_EL0t, PSR_MODE_EL1h, PSR_MODE_EL1t, PSR_MODE_MASK
+from armvisor.arch.pstate import (
+    PSR_MODE32_BIT,
+    PSR_MODE_MASK,
+    PSR_MODE_EL0t,
+    PSR_MODE_EL1h,
+    PSR_MODE_EL1t,
+)
 from armvisor.arch.sysregs import (
     CNTV_CTL_EL0,
     CNTV_CVAL_EL0,
@@ -23,9 +29,15 @@ from armvisor.arch.sysregs import (
     SPSR_EL1,
     SYSREGS,
 )
-from armvisor.cpu.timer import CNT_CTL_ENABLE, CNT_CTL_IMASK, CNT_CTL_ISTATUS, VIRTUAL_TIMER, condition_met
 from armvisor.cpu import Budget, Cpu, HypTrap, WaitForInterrupt
 from armvisor.cpu.state import MASK64
+from armvisor.cpu.timer import (
+    CNT_CTL_ENABLE,
+    CNT_CTL_IMASK,
+    CNT_CTL_ISTATUS,
+    VIRTUAL_TIMER,
+    condition_met,
+)
 from armvisor.hyp import uapi as U
 from armvisor.hyp.adjust_pc import kvm_skip_instr
 from armvisor.hyp.arch_timer import ArchTimer

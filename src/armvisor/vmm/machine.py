@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from armvisor.hyp import uapi
+from armvisor.hyp.vgic import VGIC_NR_PRIVATE_IRQS
 from armvisor.kvm import (
     KVM_ARM_VCPU_POWER_OFF,
     KVM_ARM_VCPU_PSCI_0_2,
@@ -36,13 +38,19 @@ from armvisor.kvm import (
     Vcpu,
     arm64_core_x,
 )
-from armvisor.hyp import uapi
-from armvisor.hyp.vgic import VGIC_NR_PRIVATE_IRQS
 from armvisor.vmm.bus import MmioBus
 from armvisor.vmm.devices import Pl011, Pl031
 from armvisor.vmm.devices.base import PrimeCellDevice
 from armvisor.vmm.fdt import GIC_MAX_CPUS, BoardSpec, build_virt_fdt
-from armvisor.vmm.loaders import DTB_MAX_SIZE, Kernel, LoadError, dtb_address, load_initrd, load_kernel, read_file
+from armvisor.vmm.loaders import (
+    DTB_MAX_SIZE,
+    Kernel,
+    LoadError,
+    dtb_address,
+    load_initrd,
+    load_kernel,
+    read_file,
+)
 from armvisor.vmm.ram import GuestRam
 
 RAM_BASE = 0x4000_0000

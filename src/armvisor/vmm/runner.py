@@ -35,9 +35,9 @@ from typing import TextIO
 
 from armvisor.arch import esr as esr_names
 from armvisor.arch.esr import ESR_ELx_EC_SOFTSTP_LOW, esr_ec
-from armvisor.arch.pstate import PSR_MODE32_BIT, PSR_MODE_EL1h, PSR_MODE_EL1t, PSR_MODE_MASK
 from armvisor.arch.sysreg_encoding import sys_reg_fields
 from armvisor.arch.sysregs import ESR_EL1, FAR_EL1, VBAR_EL1
+from armvisor.arch.vectors import VECTOR_ENTRY_SIZE, VECTOR_SYNC, vector_group
 from armvisor.cpu.stops import UnsupportedFeature
 from armvisor.hyp.mmio import fault_ipa
 from armvisor.kvm import (
@@ -59,13 +59,6 @@ from armvisor.vmm.machine import ExitStatus, GuestStop, VirtMachine, exit_reason
 
 SLICE = 20_000  # instructions per vcpu turn: the granularity of SMP, timeouts and Ctrl-C
 IDLE_SLEEP = 0.001  # seconds between rounds while every vcpu waits for an interrupt
-VECTOR_ENTRY_SIZE = 0x80
-# Offset of the synchronous entry in the vector table by the mode the exception came from
-# (Arm ARM D1.3.1, Table D1-5): current EL with SP0, with SPx, lower EL AArch64 / AArch32.
-SYNC_VECTOR_OFFSET = {PSR_MODE_EL1t: 0x000, PSR_MODE_EL1h: 0x200}
-LOWER_EL_AARCH64_OFFSET = 0x400
-LOWER_EL_AARCH32_OFFSET = 0x600
-
 ESR_EL1_REG = arm64_sys_reg(*sys_reg_fields(ESR_EL1))
 FAR_EL1_REG = arm64_sys_reg(*sys_reg_fields(FAR_EL1))
 VBAR_EL1_REG = arm64_sys_reg(*sys_reg_fields(VBAR_EL1))
@@ -101,12 +94,7 @@ class ExceptionRegisters:
     @property
     def sync_vector(self) -> int:
         """The synchronous vector entry an exception from SPSR_EL1's mode was taken to."""
-        mode = self.spsr & PSR_MODE_MASK
-        if self.spsr & PSR_MODE32_BIT:
-            offset = LOWER_EL_AARCH32_OFFSET
-        else:
-            offset = SYNC_VECTOR_OFFSET.get(mode, LOWER_EL_AARCH64_OFFSET)
-        return self.vbar + offset
+        return self.vbar + vector_group(self.spsr) + VECTOR_SYNC
 
     @property
     def faulted_in_own_vector(self) -> bool:

@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING
 
 from armvisor.arch.pstate import COND_AL, CONDITION_TABLE
 from armvisor.cpu.decoder import DecodeTable, Op, bits, sign_extend
-from armvisor.cpu.exceptions import IllegalExecutionState, exception_return, pending_interrupt
+from armvisor.cpu.exceptions import (
+    IllegalExecutionState,
+    exception_return,
+    pending_interrupt,
+)
 from armvisor.cpu.state import MASK32, MASK64, ZR_READ, CpuState
 from armvisor.cpu.stops import InterruptWindow
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from armvisor.arch.esr import ESR_ELx_COND_SHIFT, ESR_ELx_CV, ESR_ELx_EC_FP_ASIMD, ESR_ELx_EC_UNKNOWN
+from armvisor.arch.esr import (
+    ESR_ELx_CV_COND_AL,
+    ESR_ELx_EC_FP_ASIMD,
+    ESR_ELx_EC_UNKNOWN,
+)
 from armvisor.arch.sysregs import CPACR_EL1
 from armvisor.cpu.decoder import DecodeTable, Op
 from armvisor.cpu.exceptions import take_exception
@@ -25,7 +29,7 @@ log = logging.getLogger(__name__)
 TABLE = DecodeTable("fp")
 
 # ISS of an FP/SIMD access trap from AArch64: CV=1, COND=0b1110.
-FP_TRAP_ISS = ESR_ELx_CV | (0xE << ESR_ELx_COND_SHIFT)
+FP_TRAP_ISS = ESR_ELx_CV_COND_AL
 CPACR_EL1_FPEN_SHIFT = 20
 
 _reported: set[int] = set()

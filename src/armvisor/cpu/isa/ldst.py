@@ -15,7 +15,13 @@ FEAT_LS64, ...).
 from __future__ import annotations
 
 from armvisor.cpu.decoder import DecodeTable
-from armvisor.cpu.isa import ldst_atomic, ldst_exclusive, ldst_pair, ldst_simd, ldst_single
+from armvisor.cpu.isa import (
+    ldst_atomic,
+    ldst_exclusive,
+    ldst_pair,
+    ldst_simd,
+    ldst_single,
+)
 
 TABLE = DecodeTable("ldst")
 TABLE.include(*(module.TABLE for module in (ldst_single, ldst_pair, ldst_exclusive, ldst_atomic, ldst_simd)))

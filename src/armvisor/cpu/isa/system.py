@@ -11,8 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from armvisor.arch.esr import (
-    ESR_ELx_COND_SHIFT,
-    ESR_ELx_CV,
+    ESR_ELx_CV_COND_AL,
     ESR_ELx_EC_BRK64,
     ESR_ELx_EC_HVC64,
     ESR_ELx_EC_SMC64,
@@ -142,7 +141,7 @@ TABLE.add("1101 0100 101x xxxx xxxx xxxx xxx0 00xx", "DCPS")(_undefined)
 # -- hints (C6.2 NOP, YIELD, WFE, WFI, SEV, SEVL, HINT) ---------------------
 def _wfx_syndrome(ti: int) -> int:
     """ISS of a trapped WFI/WFE from AArch64: CV=1, COND=0b1110, TI."""
-    return ESR_ELx_CV | (0xE << ESR_ELx_COND_SHIFT) | ti
+    return ESR_ELx_CV_COND_AL | ti
 
 
 def _wfx(pc: int, ti: int, el0_enable: int, hcr_trap: int, complete: Callable[[CpuState], int]) -> Op:

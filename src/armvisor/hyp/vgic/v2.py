@@ -8,7 +8,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from armvisor.hyp.vgic.common import irq_regions
-from armvisor.hyp.vgic.irq import GIC_SPURIOUS, GIC_SPURIOUS_OTHER_GROUP, VGIC_NR_SGIS, VgicIrq
+from armvisor.hyp.vgic.irq import (
+    GIC_SPURIOUS,
+    GIC_SPURIOUS_OTHER_GROUP,
+    VGIC_NR_SGIS,
+    VgicIrq,
+)
 from armvisor.hyp.vgic.regions import Frame, Region, id_registers, per_irq, register
 from armvisor.hyp.vgic.vgic import Vgic, VgicCpu
 
