@@ -122,3 +122,13 @@ def sign_extend(value: int, width: int) -> int:
     """Sign-extend a ``width``-bit value to a Python int."""
     sign = 1 << (width - 1)
     return (value & (sign - 1)) - (value & sign)
+
+
+def goto(target: int) -> Op:
+    """An op with no effect but continuing at ``target``: NOPs, hints and prefetches
+    (``goto(pc + 4)``), and B (``goto(label)``)."""
+
+    def go(s: CpuState) -> int:
+        return target
+
+    return go

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from armvisor.arch.pstate import COND_AL, CONDITION_TABLE
-from armvisor.cpu.decoder import DecodeTable, Op, bits, sign_extend
+from armvisor.cpu.decoder import DecodeTable, Op, bits, goto, sign_extend
 from armvisor.cpu.exceptions import (
     IllegalExecutionState,
     exception_return,
@@ -42,14 +42,7 @@ def _reg_read(n: int) -> int:
 @TABLE.add("0001 01ii iiii iiii iiii iiii iiii iiii", "B")
 def build_b(cpu: "Cpu", insn: int, pc: int) -> Op:
     """C6.2 B: branch to PC + imm26*4."""
-    return _jump(_target(pc, insn, 25, 0))
-
-
-def _jump(target: int) -> Op:
-    def b(s: CpuState) -> int:
-        return target
-
-    return b
+    return goto(_target(pc, insn, 25, 0))
 
 
 @TABLE.add("1001 01ii iiii iiii iiii iiii iiii iiii", "BL")
@@ -70,7 +63,7 @@ def build_b_cond(cpu: "Cpu", insn: int, pc: int) -> Op:
     """C6.2 B.cond: branch if the condition holds (AL and NV always branch)."""
     cond, target, nxt = bits(insn, 3, 0), _target(pc, insn, 23, 5), pc + 4
     if cond >= COND_AL:
-        return _jump(target)
+        return goto(target)
     holds = CONDITION_TABLE[cond]
 
     def b_cond(s: CpuState) -> int:

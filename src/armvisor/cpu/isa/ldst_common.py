@@ -197,17 +197,6 @@ def literal(pc: int, offset: int, xfer: Xfer) -> Op:
     return literal_op
 
 
-def nop(pc: int) -> Op:
-    """PRFM and PRFUM: prefetch hints, no architectural effect here (and, as the pseudocode
-    says for prefetches, no SP alignment check)."""
-    nxt = pc + 4
-
-    def prefetch(s: CpuState) -> int:
-        return nxt
-
-    return prefetch
-
-
 # -- single-copy-atomic accesses of up to 16 bytes (exclusive pairs, CASP) -----------------------
 
 def reader(access: MemoryAccess, nbytes: int) -> Reader:

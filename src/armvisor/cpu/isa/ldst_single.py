@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from armvisor.cpu.decoder import DecodeTable, Op, bits, sign_extend
+from armvisor.cpu.decoder import DecodeTable, Op, bits, goto, sign_extend
 from armvisor.cpu.isa.ldst_common import (
     Index,
     Xfer,
     addressed,
     literal,
     load,
-    nop,
     register_offset,
     store,
     with_syndrome,
@@ -81,7 +80,7 @@ def ldst_unsigned_offset(cpu: "Cpu", insn: int, pc: int) -> Op:
     """C6.2 LDR/STR (immediate), unsigned offset: imm12 scaled by the access size."""
     size = bits(insn, 31, 30)
     if (size, bits(insn, 23, 22)) == PRFM:
-        return nop(pc)
+        return goto(pc + 4)
     return _immediate(cpu, insn, pc, bits(insn, 21, 10) << size, Index.OFFSET)
 
 
@@ -90,7 +89,7 @@ def ldst_imm9(cpu: "Cpu", insn: int, pc: int) -> Op:
     """LDUR/STUR (op4=00), post-index (01), LDTR/STTR (10), pre-index (11): signed imm9."""
     op4 = bits(insn, 11, 10)
     if (bits(insn, 31, 30), bits(insn, 23, 22)) == PRFM:
-        return nop(pc) if op4 == 0b00 else cpu.undefined_op(insn, pc)  # PRFUM
+        return goto(pc + 4) if op4 == 0b00 else cpu.undefined_op(insn, pc)  # PRFUM
     return _immediate(cpu, insn, pc, sign_extend(bits(insn, 20, 12), 9), _IMM9_INDEX[op4])
 
 
@@ -100,7 +99,7 @@ def ldst_register_offset(cpu: "Cpu", insn: int, pc: int) -> Op:
     size, opc, t = bits(insn, 31, 30), bits(insn, 23, 22), bits(insn, 4, 0)
     option, n, m = bits(insn, 15, 13), bits(insn, 9, 5), bits(insn, 20, 16)
     if (size, opc) == PRFM:
-        return nop(pc) if option & 0b010 else cpu.undefined_op(insn, pc)
+        return goto(pc + 4) if option & 0b010 else cpu.undefined_op(insn, pc)
     single = _SINGLES.get((size, opc))
     if single is None:
         return cpu.undefined_op(insn, pc)
@@ -120,7 +119,7 @@ def ldr_literal(cpu: "Cpu", insn: int, pc: int) -> Op:
     """C6.2 LDR (literal), LDRSW (literal), PRFM (literal)."""
     opc, t = bits(insn, 31, 30), bits(insn, 4, 0)
     if opc == 0b11:
-        return nop(pc)
+        return goto(pc + 4)
     size, signed, sf = _LITERALS[opc]
     xfer = _transfer(cpu, Single(True, signed, sf), size, t)
     op = literal(pc, sign_extend(bits(insn, 23, 5), 19) << 2, xfer)

@@ -35,7 +35,7 @@ from armvisor.arch.sysregs import (
     SCTLR_EL1_NTWE,
     SCTLR_EL1_NTWI,
 )
-from armvisor.cpu.decoder import DecodeTable, Op, bits
+from armvisor.cpu.decoder import DecodeTable, Op, bits, goto
 from armvisor.cpu.exceptions import pending_interrupt, take_exception
 from armvisor.cpu.state import CpuState
 from armvisor.cpu.stops import InterruptWindow, TrapToEL2, WaitForInterruptSignal
@@ -58,15 +58,6 @@ TABLE = DecodeTable("system")
 
 def _imm16(insn: int) -> int:
     return bits(insn, 20, 5)
-
-
-def _nop(pc: int) -> Op:
-    nxt = pc + 4
-
-    def nop(s: CpuState) -> int:
-        return nxt
-
-    return nop
 
 
 # -- exception generation (C6.2 SVC, HVC, SMC, BRK, HLT, DCPSn) -------------------------------
@@ -208,7 +199,7 @@ _HINTS: dict[int, Callable[["Cpu", int], Op]] = {
 def build_hint(cpu: "Cpu", insn: int, pc: int) -> Op:
     """C6.2 HINT: CRm:op2 selects; unallocated and unimplemented hints execute as NOP."""
     builder = _HINTS.get(bits(insn, 11, 5))
-    return builder(cpu, pc) if builder is not None else _nop(pc)
+    return builder(cpu, pc) if builder is not None else goto(pc + 4)
 
 
 # -- barriers (C6.2 CLREX, DSB, DMB, ISB) ------------------------------------------------------
@@ -229,7 +220,7 @@ def build_clrex(cpu: "Cpu", insn: int, pc: int) -> Op:
 def build_barrier(cpu: "Cpu", insn: int, pc: int) -> Op:
     """DSB, DMB: one PE executing in program order needs no barrier. SB (op2=0b111) and the
     other op2 values are unallocated in ARMv8.0."""
-    return _nop(pc)
+    return goto(pc + 4)
 
 
 @TABLE.add("1101 0101 0000 0011 0011 xxxx 1101 1111", "ISB")
