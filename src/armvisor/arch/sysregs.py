@@ -48,6 +48,9 @@ def _r(name: str, op0: int, op1: int, crn: int, crm: int, op2: int, reset: int =
     return SysRegDesc(name, sys_reg(op0, op1, crn, crm, op2), reset, access, el0, trap)
 
 
+# MPIDR_EL1 affinity fields Aff3 [39:32], Aff2 [23:16], Aff1 [15:8], Aff0 [7:0] (Linux's name).
+MPIDR_HWID_BITMASK = 0xFF00FFFFFF
+
 MIDR_EL1 = sys_reg(3, 0, 0, 0, 0)
 MPIDR_EL1 = sys_reg(3, 0, 0, 0, 5)
 SCTLR_EL1 = sys_reg(3, 0, 1, 0, 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from armvisor.arch.sysregs import MPIDR_HWID_BITMASK
 from armvisor.cpu.state import MASK64
 from armvisor.hyp.convention import EXIT_TO_USER, RESUME
 from armvisor.hyp.uapi import (
@@ -76,7 +77,6 @@ SMCCC_RET_NOT_SUPPORTED = -1
 SMCCC_RET_NOT_REQUIRED = -2
 SMCCC_ARCH_WORKAROUND_RET_UNAFFECTED = 1
 
-MPIDR_HWID_BITMASK = 0xFF00FFFFFF
 
 # A software model has no Spectre: the workarounds report "unaffected"/"not required", as
 # KVM does on an unaffected host.

@@ -6,13 +6,13 @@ import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from armvisor.arch.sysregs import MPIDR_HWID_BITMASK
 from armvisor.cpu import PhysicalMemory
 from armvisor.cpu.debug import NUM_BRPS, NUM_WRPS
 from armvisor.cpu.timer import Clock, HostClock, InstructionClock
 from armvisor.hyp import uapi as U
 from armvisor.hyp.errors import KvmError, einval
 from armvisor.hyp.io_bus import KvmIoBus
-from armvisor.hyp.psci import MPIDR_HWID_BITMASK
 from armvisor.hyp.vcpu import Vcpu
 from armvisor.hyp.vgic import VGIC_NR_PRIVATE_IRQS, Vgic, VgicV2, VgicV3
 

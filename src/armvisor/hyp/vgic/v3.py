@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from armvisor.arch.sysregs import MPIDR_HWID_BITMASK
 from armvisor.hyp.vgic.common import irq_regions
 from armvisor.hyp.vgic.irq import GIC_SPURIOUS, VGIC_NR_PRIVATE_IRQS, VgicIrq
 from armvisor.hyp.vgic.regions import Frame, Region, id_registers, per_irq, register
@@ -55,7 +56,7 @@ ICC_SRE_EL1_VALUE = 0x7  # SRE, DFB, DIB: RAO/WI (KVM's vSRE)
 
 def affinity(mpidr: int) -> int:
     """Aff3:Aff2:Aff1:Aff0 as GICD_IROUTER holds them (MPIDR_EL1 layout, Aff3 at [39:32])."""
-    return mpidr & 0xFF_00FF_FFFF
+    return mpidr & MPIDR_HWID_BITMASK
 
 
 class VgicV3(Vgic):
