@@ -47,6 +47,7 @@ from armvisor.cpu.debug import (
     watchpoint_hit,
 )
 from armvisor.cpu.decoder import DecodeTable, Op
+from armvisor.cpu.emit import tier0_env
 from armvisor.cpu.exceptions import (
     IllegalExecutionState,
     take_exception,
@@ -150,6 +151,7 @@ class Cpu:
         self.page_pcs.clear()
         self.access.code_pages.clear()
         self.access.refresh()
+        self.tier0_env = tier0_env(self.state.x, self.access)
 
     def _invalidate_page(self, page: int) -> None:
         for pc in self.page_pcs.pop(page, ()):

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from armvisor.arch.pstate import COND_AL, CONDITION_TABLE
-from armvisor.cpu.decoder import DecodeTable, Op, bits, goto, sign_extend
+from armvisor.cpu.decoder import DecodeTable, Op, bits, sign_extend
+from armvisor.cpu.emit import Emitted, emitted, emitter
 from armvisor.cpu.exceptions import (
     IllegalExecutionState,
     exception_return,
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
 
 TABLE = DecodeTable("branch")
 
-LR = 30
-
-
 def _target(pc: int, insn: int, hi: int, lo: int) -> int:
     """PC + SignExtend(imm:'00') for the immediate field insn<hi:lo>."""
     return (pc + (sign_extend(bits(insn, hi, lo), hi - lo + 1) << 2)) & MASK64
@@ -40,93 +38,75 @@ def _reg_read(n: int) -> int:
 
 # -- unconditional branch (immediate) --------------------------------------------------------------
 @TABLE.add("0001 01ii iiii iiii iiii iiii iiii iiii", "B")
-def build_b(cpu: "Cpu", insn: int, pc: int) -> Op:
+@emitter
+def emit_b(insn: int, pc: int) -> Emitted:
     """C6.2 B: branch to PC + imm26*4."""
-    return goto(_target(pc, insn, 25, 0))
+    target = _target(pc, insn, 25, 0)
+    return emitted(pc, "", "{target}", target=target, heads=(target,))
 
 
 @TABLE.add("1001 01ii iiii iiii iiii iiii iiii iiii", "BL")
-def build_bl(cpu: "Cpu", insn: int, pc: int) -> Op:
+@emitter
+def emit_bl(insn: int, pc: int) -> Emitted:
     """C6.2 BL: X30 = PC + 4, branch to PC + imm26*4."""
-    X, target, nxt = cpu.state.x, _target(pc, insn, 25, 0), pc + 4
-
-    def bl(s: CpuState) -> int:
-        X[LR] = nxt
-        return target
-
-    return bl
+    target = _target(pc, insn, 25, 0)
+    return emitted(pc, "x[30] = {npc}", "{target}", target=target, heads=(target, pc + 4))
 
 
 # -- conditional branch (immediate) ----------------------------------------------------------------
 @TABLE.add("0101 0100 iiii iiii iiii iiii iii0 cccc", "B.cond")
-def build_b_cond(cpu: "Cpu", insn: int, pc: int) -> Op:
-    """C6.2 B.cond: branch if the condition holds (AL and NV always branch)."""
-    cond, target, nxt = bits(insn, 3, 0), _target(pc, insn, 23, 5), pc + 4
+@emitter
+def emit_b_cond(insn: int, pc: int) -> Emitted:
+    """C6.2 B.cond: branch if the condition holds (AL and NV always branch). ``holds`` has bit
+    NZCV set for each flag value the condition accepts (ConditionHolds, Arm ARM J1.3)."""
+    cond, target = bits(insn, 3, 0), _target(pc, insn, 23, 5)
     if cond >= COND_AL:
-        return goto(target)
-    holds = CONDITION_TABLE[cond]
-
-    def b_cond(s: CpuState) -> int:
-        return target if holds[s.nzcv] else nxt
-
-    return b_cond
+        return emitted(pc, "", "{target}", target=target, heads=(target,))
+    holds = sum(1 << nzcv for nzcv, ok in enumerate(CONDITION_TABLE[cond]) if ok)
+    return emitted(pc, "", "{target} if {holds} >> s.nzcv & 1 else {npc}", target=target,
+                   holds=holds, heads=(target, pc + 4))
 
 
 # -- compare and branch, test and branch ------------------------------------------------------------
-def _branch_on_bits(X: list[int], t: int, mask: int, nonzero: bool, target: int, nxt: int) -> Op:
+def _branch_on_bits(pc: int, t: int, mask: int, nonzero: bool, target: int) -> Emitted:
     """Branch when ``X[t] & mask`` is non-zero (``nonzero``) or zero."""
-    if nonzero:
-        def branch_if_nonzero(s: CpuState) -> int:
-            return target if X[t] & mask else nxt
-
-        return branch_if_nonzero
-
-    def branch_if_zero(s: CpuState) -> int:
-        return nxt if X[t] & mask else target
-
-    return branch_if_zero
+    taken = "{target} if x[{t}] & {mask} else {npc}" if nonzero else "{npc} if x[{t}] & {mask} else {target}"
+    return emitted(pc, "", taken, t=t, mask=mask, target=target, heads=(target, pc + 4))
 
 
 @TABLE.add("x011 010o iiii iiii iiii iiii iiit tttt", "CBZ/CBNZ")
-def build_cbz(cpu: "Cpu", insn: int, pc: int) -> Op:
+@emitter
+def emit_cbz(insn: int, pc: int) -> Emitted:
     """C6.2 CBZ / CBNZ: compare Wt/Xt with zero and branch."""
     mask = MASK64 if insn >> 31 else MASK32
-    return _branch_on_bits(cpu.state.x, _reg_read(bits(insn, 4, 0)), mask, bool(bits(insn, 24, 24)),
-                           _target(pc, insn, 23, 5), pc + 4)
+    return _branch_on_bits(pc, _reg_read(bits(insn, 4, 0)), mask, bool(bits(insn, 24, 24)),
+                           _target(pc, insn, 23, 5))
 
 
 @TABLE.add("x011 011o bbbb biii iiii iiii iiit tttt", "TBZ/TBNZ")
-def build_tbz(cpu: "Cpu", insn: int, pc: int) -> Op:
+@emitter
+def emit_tbz(insn: int, pc: int) -> Emitted:
     """C6.2 TBZ / TBNZ: test bit b5:b40 of Rt and branch."""
     bit = (bits(insn, 31, 31) << 5) | bits(insn, 23, 19)
-    return _branch_on_bits(cpu.state.x, _reg_read(bits(insn, 4, 0)), 1 << bit, bool(bits(insn, 24, 24)),
-                           _target(pc, insn, 18, 5), pc + 4)
+    return _branch_on_bits(pc, _reg_read(bits(insn, 4, 0)), 1 << bit, bool(bits(insn, 24, 24)),
+                           _target(pc, insn, 18, 5))
 
 
 # -- unconditional branch (register) -----------------------------------------------------------------
 @TABLE.add("1101 0110 0001 1111 0000 00nn nnn0 0000", "BR")
 @TABLE.add("1101 0110 0101 1111 0000 00nn nnn0 0000", "RET")
-def build_br(cpu: "Cpu", insn: int, pc: int) -> Op:
+@emitter
+def emit_br(insn: int, pc: int) -> Emitted:
     """C6.2 BR / RET: branch to Xn (RET's default Xn is X30, encoded in the field)."""
-    X, n = cpu.state.x, _reg_read(bits(insn, 9, 5))
-
-    def br(s: CpuState) -> int:
-        return X[n]
-
-    return br
+    return emitted(pc, "", "x[{n}]", n=_reg_read(bits(insn, 9, 5)))
 
 
 @TABLE.add("1101 0110 0011 1111 0000 00nn nnn0 0000", "BLR")
-def build_blr(cpu: "Cpu", insn: int, pc: int) -> Op:
+@emitter
+def emit_blr(insn: int, pc: int) -> Emitted:
     """C6.2 BLR: X30 = PC + 4, branch to Xn (read before X30 is written)."""
-    X, n, nxt = cpu.state.x, _reg_read(bits(insn, 9, 5)), pc + 4
-
-    def blr(s: CpuState) -> int:
-        target = X[n]
-        X[LR] = nxt
-        return target
-
-    return blr
+    return emitted(pc, "target_ = x[{n}]\nx[30] = {npc}", "target_", n=_reg_read(bits(insn, 9, 5)),
+                   heads=(pc + 4,))
 
 
 @TABLE.add("1101 0110 1001 1111 0000 0011 1110 0000", "ERET")
