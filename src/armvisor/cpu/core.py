@@ -71,6 +71,7 @@ from armvisor.cpu.stops import (
     YieldToOwner,
 )
 from armvisor.cpu.timer import Clock, InstructionClock
+from armvisor.cpu.translate import Deopt, Tier1
 
 
 class PCAlignmentFault(Exception):
@@ -125,6 +126,7 @@ class Cpu:
         self.clock: Clock = InstructionClock()  # the system counter's clock (cpu.timer)
         self._executed: int | None = None  # instructions of this run so far (debug loop only)
         self._stepping = False  # the debug loop's instruction runs under an active step
+        self.tier1 = Tier1(self)
         self.reset()
 
     # -- reset and configuration -------------------------------------------------------------
@@ -149,13 +151,16 @@ class Cpu:
         memory layout, translation regime or anything ops captured at decode time)."""
         self.cache.clear()
         self.page_pcs.clear()
+        self.tier1.clear()
         self.access.code_pages.clear()
         self.access.refresh()
         self.tier0_env = tier0_env(self.state.x, self.access)
 
     def _invalidate_page(self, page: int) -> None:
-        for pc in self.page_pcs.pop(page, ()):
+        pcs = self.page_pcs.pop(page, [])
+        for pc in pcs:
             self.cache.pop(pc, None)
+        self.tier1.invalidate_page(page, pcs)
         self.access.code_pages.discard(page)
 
     # -- decoding ----------------------------------------------------------------------------
@@ -171,7 +176,7 @@ class Cpu:
         if pc & 3:
             raise PCAlignmentFault(pc)
         word, pa = self.access.fetch(pc)
-        op = self.decode(word, pc)
+        op = self.tier1.decoded(pc, self.decode(word, pc))
         page = pa >> PAGE_SHIFT
         self.cache[pc] = op
         self.page_pcs.setdefault(page, []).append(pc)
@@ -235,20 +240,47 @@ class Cpu:
         return clock.count(self._executed)
 
     def _run_fast(self, pc: int, n: int, budget: int) -> LoopResult:
-        """The loop without debug checks: fetch-decode from the cache, call, repeat."""
+        """The loop without debug checks: a translated block where one starts at the PC and the
+        budget has room for all of it, else the decoded instruction (tier 0); repeat.
+
+        A block that cannot complete an instruction (:class:`~armvisor.cpu.translate.Deopt`)
+        stops before it with everything earlier done; that instruction then runs at tier 0."""
         s = self.state
         cache = self.cache
+        blocks = self.tier1.entries
         decode_at = self.decode_at
         op: Op | None = None
-        try:
-            while n < budget:
-                op = cache.get(pc) or decode_at(pc)
-                pc = op(s)
-                n += 1
-        except Exception as exc:  # noqa: BLE001 - routed below, unknown ones re-raised
-            return self._route(exc, op, pc, n)
-        s.pc = pc
-        return pc, n, Budget()
+        while True:
+            try:
+                while n < budget:
+                    block = blocks.get(pc)
+                    if block is not None:
+                        k = block[1]
+                        if k > 0:
+                            if n + k <= budget:
+                                pc = block[0](s)
+                                n += k
+                                continue
+                        elif n - k <= budget:  # a loop, with room for an iteration
+                            pc, k = block[0](s, (budget - n) // -k)
+                            n += k
+                            continue
+                    op = cache.get(pc) or decode_at(pc)
+                    pc = op(s)
+                    n += 1
+                s.pc = pc
+                return pc, n, Budget()
+            except Deopt as deopt:
+                pc, done = self.tier1.deopt(deopt.__traceback__)
+                n += done
+                try:
+                    op = cache.get(pc) or decode_at(pc)
+                    pc = op(s)
+                    n += 1
+                except Exception as exc:  # noqa: BLE001 - routed below, unknown ones re-raised
+                    return self._route(exc, op, pc, n)
+            except Exception as exc:  # noqa: BLE001 - routed below, unknown ones re-raised
+                return self._route(exc, op, pc, n)
 
     def _run_debug(self, pc: int, n: int, budget: int) -> LoopResult:
         """One instruction at a time with the architectural debug checks (Arm ARM D2.7-D2.12):

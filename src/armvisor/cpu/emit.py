@@ -26,6 +26,10 @@ The environment (names the code may use):
     (a statement of its own) loads ``n`` bytes (1, 2, 4 or 8), zero-extended;
 ``STORE<n>(a, value)``
     (a statement of its own; ``a`` a plain name) stores the low ``n`` bytes of ``value``;
+``CHECK_STORE<n>(a)``
+    (a statement of its own; ``a`` a plain name) raises the fault a store of ``n`` bytes at
+    ``a`` would take, without storing (for multi-access instructions that must fault before
+    their first store);
 ``SP_ALIGN_CHECK``
     (a line of its own, first in the code of a load or store whose base is SP) takes the SP
     alignment fault when it applies (Arm ARM D1.8.2).
@@ -53,6 +57,7 @@ ACCESS_SIZES = (1, 2, 4, 8)
 
 LOAD_LINE = re.compile(r"^(\s*)(\w+) = LOAD([1248])\((.*)\)$")
 STORE_LINE = re.compile(r"^(\s*)STORE([1248])\((\w+), (.*)\)$")
+CHECK_STORE_LINE = re.compile(r"^(\s*)CHECK_STORE([1248])\((\w+)\)$")
 SP_ALIGN_LINE = re.compile(r"^(\s*)SP_ALIGN_CHECK$")
 
 
@@ -104,15 +109,19 @@ def emitter(emit: Emitter) -> Callable[["Cpu", int, int], Op]:
 
 
 def expand(code: str, load: Callable[[str, str, int, str], str],
-           store: Callable[[str, int, str, str], str], sp_align: Callable[[str], str]) -> str:
+           store: Callable[[str, int, str, str], str], check_store: Callable[[str, int, str], str],
+           sp_align: Callable[[str], str]) -> str:
     """Replace the environment's statement macros line by line: ``load(indent, name, size,
-    address)``, ``store(indent, size, address_name, value)``, ``sp_align(indent)``."""
+    address)``, ``store(indent, size, address_name, value)``, ``check_store(indent, size,
+    address_name)``, ``sp_align(indent)``."""
     out = []
     for line in code.splitlines():
         if m := LOAD_LINE.match(line):
             out.append(load(m[1], m[2], int(m[3]), m[4]))
         elif m := STORE_LINE.match(line):
             out.append(store(m[1], int(m[2]), m[3], m[4]))
+        elif m := CHECK_STORE_LINE.match(line):
+            out.append(check_store(m[1], int(m[2]), m[3]))
         elif m := SP_ALIGN_LINE.match(line):
             out.append(sp_align(m[1]))
         else:
@@ -123,13 +132,14 @@ def expand(code: str, load: Callable[[str, str, int, str], str],
 # -- tier 0 -------------------------------------------------------------------------------------
 
 # Parameters of every tier-0 factory before the constants: the environment.
-TIER0_ENV = ("x", "rd1", "rd2", "rd4", "rd8", "wr1", "wr2", "wr4", "wr8", "check_sp_alignment")
+TIER0_ENV = ("x", "rd1", "rd2", "rd4", "rd8", "wr1", "wr2", "wr4", "wr8", "check_access",
+             "check_sp_alignment")
 
 
 def tier0_env(x: list[int], access: "MemoryAccess") -> tuple:
     """The environment values, in :data:`TIER0_ENV` order, for a PE's ops."""
     return (x, *(access.read[n] for n in ACCESS_SIZES), *(access.write[n] for n in ACCESS_SIZES),
-            check_sp_alignment)
+            access.check_access, check_sp_alignment)
 
 
 def _tier0_load(indent: str, name: str, size: int, address: str) -> str:
@@ -138,6 +148,10 @@ def _tier0_load(indent: str, name: str, size: int, address: str) -> str:
 
 def _tier0_store(indent: str, size: int, address: str, value: str) -> str:
     return f"{indent}wr{size}({address}, {value})"
+
+
+def _tier0_check_store(indent: str, size: int, address: str) -> str:
+    return f"{indent}check_access({address}, {size}, True)"
 
 
 def _tier0_sp_align(indent: str) -> str:
@@ -161,7 +175,7 @@ def tier0_factory(code: str, next: str, names: tuple[str, ...]) -> Callable[...,
     factory = _factories.get(key)
     if factory is None:
         params = {name: f"k_{name}" for name in names}
-        body = expand(code, _tier0_load, _tier0_store, _tier0_sp_align).format_map(params)
+        body = expand(code, _tier0_load, _tier0_store, _tier0_check_store, _tier0_sp_align).format_map(params)
         source = (f"def factory_({', '.join(TIER0_ENV + tuple(params.values()))}):\n"
                   f"    def op(s):\n{_indent(body, ' ' * 8)}\n"
                   f"        return {next.format_map(params)}\n"

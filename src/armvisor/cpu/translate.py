@@ -1,0 +1,295 @@
+"""Tier 1: basic blocks translated into generated Python functions.
+
+A block is a run of emitted instructions (:mod:`armvisor.cpu.emit`) starting at a *head* (an
+address some branch targets or a call returns to) and ending at the first instruction that does
+not fall through, before the first instruction that has no emitter, at the end of its page, or
+after :data:`MAX_BLOCK` instructions. Its function executes them all and returns the next PC.
+
+Heads earn translation: each one counts its tier-0 executions and is translated after
+:data:`HOT_THRESHOLD` of them (``compile()`` costs tens of microseconds per instruction).
+
+Exactness: translated code reads and writes the architectural state directly (nothing is held
+back in locals across instructions), and accesses RAM through the first region's
+``memoryview`` casts after one check per access that catches misalignment and addresses outside
+the region at once. Anything else -- an access outside that RAM (MMIO, a fault), a store to a
+page holding decoded instructions, a misaligned SP as base -- raises :class:`Deopt` before the
+instruction has changed anything; the executor then knows from the traceback's line number
+which instruction it was, and runs it at tier 0, which produces the architectural outcome
+(exits, faults, invalidation of the written page) exactly as without translation. The
+executor only enters a block when the run's budget has room for all of it.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import CodeType, TracebackType
+from typing import TYPE_CHECKING
+
+from armvisor.cpu.emit import ACCESS_SIZES, Emitted, expand
+from armvisor.cpu.memory import PAGE_SHIFT
+
+if TYPE_CHECKING:
+    from armvisor.cpu.core import Cpu
+    from armvisor.cpu.decoder import Op
+    from armvisor.cpu.state import CpuState
+
+MAX_BLOCK = 64  # instructions per block
+HOT_THRESHOLD = 200  # tier-0 executions of a head before its block is translated
+
+class Deopt(Exception):
+    """Raised by translated code before an instruction it does not complete itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    head: int
+    count: int  # instructions (of one iteration, for a loop)
+    fn: Callable
+    starts: tuple[int, ...]  # first source line of each instruction
+    loop: bool = False
+
+    @property
+    def entry(self) -> tuple[Callable, int]:
+        """What the executor looks up: (function, count), the count negated for a loop."""
+        return self.fn, -self.count if self.loop else self.count
+
+
+class _Tier1Expansion:
+    """The statement macros of :mod:`armvisor.cpu.emit` over one RAM region's views."""
+
+    def __init__(self, cpu: "Cpu") -> None:
+        regions = cpu.phys.regions
+        self.region = regions[0] if regions else None
+
+    def _check(self, size: int) -> str | None:
+        """The condition (on ``off_``, the offset into the region) that an access of ``size``
+        bytes misses the fast path, or None if it always does."""
+        region = self.region
+        if region is None:
+            return None
+        length = region.size
+        bound = (length - 1).bit_length()
+        cond = f"off_ & {-(1 << bound) | (size - 1)}"
+        if length != 1 << bound:
+            cond += f" or off_ > {length - size}"
+        return cond
+
+    def load(self, indent: str, name: str, size: int, address: str) -> str:
+        cond = self._check(size)
+        if cond is None:
+            return f"{indent}raise Deopt"
+        shift = size.bit_length() - 1
+        return (f"{indent}off_ = ({address}) - {self.region.base}\n"
+                f"{indent}if {cond}: raise Deopt\n"
+                f"{indent}{name} = m{size}[off_ >> {shift}]")
+
+    def _store_check(self, indent: str, size: int, address: str) -> str | None:
+        cond = self._check(size)
+        if cond is None or self.region.readonly:
+            return None
+        return (f"{indent}off_ = {address} - {self.region.base}\n"
+                f"{indent}if {cond} or {address} >> {PAGE_SHIFT} in cp: raise Deopt")
+
+    def store(self, indent: str, size: int, address: str, value: str) -> str:
+        check = self._store_check(indent, size, address)
+        if check is None:
+            return f"{indent}raise Deopt"
+        shift = size.bit_length() - 1
+        value = value if size == 8 else f"({value}) & {(1 << (8 * size)) - 1}"
+        return f"{check}\n{indent}m{size}[off_ >> {shift}] = {value}"
+
+    def check_store(self, indent: str, size: int, address: str) -> str:
+        check = self._store_check(indent, size, address)
+        return f"{indent}raise Deopt" if check is None else check
+
+    @staticmethod
+    def sp_align(indent: str) -> str:
+        return f"{indent}if s.sp & 15: raise Deopt"
+
+
+def _render(exp: _Tier1Expansion, ems: list[Emitted], indent: str, lines: list[str]) -> list[int]:
+    """Append the instructions' code to ``lines``; returns the first line of each (1-based)."""
+    starts = []
+    for em in ems:
+        starts.append(len(lines) + 1)
+        code = expand(em.code, exp.load, exp.store, exp.check_store, exp.sp_align).format_map(em.consts)
+        lines.extend(indent + line for line in code.splitlines())
+    return starts
+
+
+def _bind(cpu: "Cpu", exp: _Tier1Expansion, lines: list[str], name: str, head: int) -> Callable:
+    views = exp.region.views if exp.region is not None else {}
+    namespace = {"x_": cpu.state.x, "cp_": cpu.access.code_pages, "Deopt": Deopt,
+                 **{f"m{n}_": views.get(n) for n in ACCESS_SIZES}}
+    exec(compile("\n".join(lines) + "\n", f"<{name} 0x{head:x}>", "exec"), namespace)
+    return namespace[name]
+
+
+SIGNATURE = "x=x_, m1=m1_, m2=m2_, m4=m4_, m8=m8_, cp=cp_, Deopt=Deopt"
+
+
+def compile_block(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block:
+    """Generate, compile and bind the function of the block of ``ems`` starting at ``head``:
+    ``block_(s) -> next PC``."""
+    exp = _Tier1Expansion(cpu)
+    lines = [f"def block_(s, {SIGNATURE}):"]
+    starts = _render(exp, ems, "    ", lines)
+    lines.append(f"    return {ems[-1].next.format_map(ems[-1].consts)}")
+    return Block(head, len(ems), _bind(cpu, exp, lines, "block_", head), tuple(starts))
+
+
+# Tier 2 keeps registers, SP and NZCV in locals: the state references of the emitted text and
+# the local standing for each.
+_REGISTER = re.compile(r"\bx\[(\d+)\]")
+_LOCAL_STATE = {"s.sp": "sp_", "s.nzcv": "nzcv_"}
+_OTHER_STATE = re.compile(r"\bs\.(?!sp\b|nzcv\b)")
+
+
+def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
+    """Tier 2: the block of ``ems``, whose last instruction may branch back to ``head``, as one
+    loop with the registers it uses in locals: ``loop_(s, room) -> (next PC, instructions)``,
+    running at most ``room`` iterations. The locals are written back when the loop ends and
+    before a :class:`Deopt` leaves it, so the state is exact at every exit. None if the text
+    touches state other than registers, SP and NZCV."""
+    exp = _Tier1Expansion(cpu)
+    body: list[str] = []
+    starts = _render(exp, ems, "", body)
+    text = "\n".join(body)
+    last = ems[-1]
+    next_pc = last.next.format_map(last.consts)
+    if _OTHER_STATE.search(text + next_pc):
+        return None
+    regs = sorted({int(r) for r in _REGISTER.findall(text + next_pc)})
+    local = {**{f"x[{r}]": f"r{r}_" for r in regs}, **_LOCAL_STATE}
+
+    def localise(src: str) -> str:
+        src = _REGISTER.sub(lambda m: local[m[0]], src)
+        for ref, name in _LOCAL_STATE.items():
+            src = src.replace(ref, name)
+        return src
+
+    load = [f"r{r}_ = x[{r}]" for r in regs] + [f"{name} = {ref}" for ref, name in _LOCAL_STATE.items()]
+    store = [f"x[{r}] = r{r}_" for r in regs if r < 31] + [f"{ref} = {name}" for ref, name in _LOCAL_STATE.items()]
+    lines = [f"def loop_(s, room, {SIGNATURE}):", *("    " + line for line in load),
+             "    i_ = 0", "    try:", "        while i_ < room:"]
+    first = len(lines) + 1
+    lines.extend("            " + localise(line) for line in body)
+    lines += [f"            next_ = {localise(next_pc)}", "            i_ += 1",
+              f"            if next_ != {head}:", "                break",
+              "    except Deopt:", *("        " + line for line in store), "        raise",
+              *("    " + line for line in store), f"    return next_, i_ * {len(ems)}"]
+    fn = _bind(cpu, exp, lines, "loop_", head)
+    return Block(head, len(ems), fn, tuple(first - 1 + line for line in starts), loop=True)
+
+
+class Tier1:
+    """The translated blocks of one PE, the heat of candidate heads, and their invalidation."""
+
+    def __init__(self, cpu: "Cpu") -> None:
+        self.cpu = cpu
+        # head -> Block.entry: what the executor's loop looks up.
+        self.entries: dict[int, tuple[Callable, int]] = {}
+        self.by_code: dict[CodeType, Block] = {}
+        self.heat: dict[int, int] = {}  # candidate head -> executions left before translation
+        self.page_heads: dict[int, list[int]] = {}
+        self.threshold = HOT_THRESHOLD
+        self.enabled = True  # False: everything runs at tier 0
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.by_code.clear()
+        self.page_heads.clear()
+        for head in self.heat:
+            self.heat[head] = self.threshold
+
+    def invalidate_page(self, page: int, pcs: list[int]) -> None:
+        """Drop the blocks on ``page`` and restart the heat of its heads (``pcs`` are the
+        decoded addresses of the page)."""
+        for head in self.page_heads.pop(page, ()):
+            block = self.entries.pop(head, None)
+            if block is not None:
+                self.by_code.pop(block[0].__code__, None)
+        for pc in pcs:
+            if pc in self.heat:
+                self.heat[pc] = self.threshold
+
+    # -- heat ------------------------------------------------------------------------------------
+    def decoded(self, pc: int, op: "Op") -> "Op":
+        """Hook for each newly decoded op: note the heads it names; count executions at ``pc``
+        if it is a candidate head. Returns the op to cache."""
+        em: Emitted | None = getattr(op, "emitted", None)
+        if em is not None and self.enabled:
+            for head in em.heads:
+                self.candidate(head)
+        if self.heat.get(pc, 0) > 0:
+            return self._counting(pc, op)
+        return op
+
+    def candidate(self, head: int) -> None:
+        """Make ``head`` a candidate block head (if it is already decoded, start counting)."""
+        if head in self.heat:
+            return
+        self.heat[head] = self.threshold
+        cache = self.cpu.cache
+        op = cache.get(head)
+        if op is not None:
+            cache[head] = self._counting(head, op)
+
+    def _counting(self, pc: int, op: "Op") -> "Op":
+        heat, translate = self.heat, self.translate
+
+        def counting(s: "CpuState") -> int:
+            left = heat[pc] - 1
+            heat[pc] = left
+            if not left:
+                translate(pc)
+            return op(s)
+
+        counting.__dict__.update(op.__dict__)  # emitted, dabt_iss, is_eret, ...
+        return counting
+
+    # -- translation -----------------------------------------------------------------------------
+    def translate(self, head: int) -> None:
+        """Translate the block at ``head`` (if its first instruction has an emitter)."""
+        cpu = self.cpu
+        page = head >> PAGE_SHIFT
+        ems: list[Emitted] = []
+        pc = head
+        while len(ems) < MAX_BLOCK and pc >> PAGE_SHIFT == page:
+            try:
+                op = cpu.cache.get(pc) or cpu.decode_at(pc)
+            except Exception:  # noqa: BLE001 - a fetch that faults ends the block before it
+                break
+            em = getattr(op, "emitted", None)
+            if em is None:
+                self.candidate(pc + 4)  # execution may go on after the untranslated one
+                break
+            ems.append(em)
+            if not em.falls_through:
+                break
+            pc += 4
+        if not ems:
+            return
+        block = None
+        if head in ems[-1].heads:
+            block = compile_loop(cpu, head, ems)
+        if block is None:
+            block = compile_block(cpu, head, ems)
+        self.entries[head] = block.entry
+        self.by_code[block.fn.__code__] = block
+        self.page_heads.setdefault(page, []).append(head)
+
+    def deopt(self, tb: TracebackType | None) -> tuple[int, int]:
+        """Where a :class:`Deopt` left its block or loop: (address of the instruction not done,
+        instructions completed before it)."""
+        while tb is not None:
+            block = self.by_code.get(tb.tb_frame.f_code)
+            if block is not None:
+                index = bisect_right(block.starts, tb.tb_lineno) - 1
+                done = index + (tb.tb_frame.f_locals["i_"] * block.count if block.loop else 0)
+                return block.head + 4 * index, done
+            tb = tb.tb_next
+        raise RuntimeError("Deopt raised outside translated code")
