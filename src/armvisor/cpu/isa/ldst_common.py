@@ -1,13 +1,14 @@
 """What the load/store modules share: addressing, transfers and the data-abort syndrome.
 
-An op of this group is split in two closures, both built at decode time:
+Single-register loads and stores and pairs are emitters (:mod:`armvisor.cpu.emit`) whose
+text is composed by :func:`access_text`. The other ops of the group are split in two closures,
+both built at decode time:
 
-* the *addressing* op (:func:`addressed`, :func:`register_offset`, :func:`literal`) reads the
-  base register, checks SP alignment when the base is SP, computes the address and does the
-  writeback of the pre-/post-indexed forms -- after the transfer, so a fault leaves the base
-  untouched;
+* the *addressing* op (:func:`addressed`) reads the base register, checks SP alignment when the
+  base is SP, computes the address and does the writeback of the pre-/post-indexed forms --
+  after the transfer, so a fault leaves the base untouched;
 * the *transfer* ``xfer(s, address)`` does the memory accesses and writes the registers
-  (:func:`load`, :func:`store` here; pairs, exclusives and atomics in their modules).  Every
+  (:func:`load`, :func:`store` here; exclusives and atomics in their modules).  Every
   access that can fault happens before the first register write, so ops are precise.
 
 With the MMU off (the only regime :mod:`armvisor.cpu.access` implements) all data accesses are
@@ -157,44 +158,32 @@ def addressed(cpu: "Cpu", pc: int, n: int, imm: int, index: Index, xfer: Xfer) -
     return sp_checked(op, pc) if n == SP else op
 
 
-# Register-offset extends (Arm ARM C6.2 "ExtendReg"): option -> (mask, sign bit) of Rm.
-_EXTENDS = {0b010: (0xFFFF_FFFF, 0), 0b011: (MASK64, 0), 0b110: (0xFFFF_FFFF, 1 << 31),
-            0b111: (MASK64, 0)}
+# -- emitted text (ldst_single, ldst_pair) --------------------------------------------------------
+# An access at [Xn|SP] is [SP_ALIGN_CHECK] / its address into a_ / the transfer / [writeback],
+# composed of constant snippets; BASE stands for x[{n}] or s.sp. The address wraps modulo 2^64
+# and the writeback comes after the transfer, with the semantics of :func:`addressed`.
+
+_OFFSET_ADDRESS = "a_ = (BASE + {imm}) & 0xFFFFFFFFFFFFFFFF"
+_BASE_ADDRESS = "a_ = BASE"
+_WRITEBACK = {Index.OFFSET: "", Index.PRE: "\nBASE = a_",
+              Index.POST: "\nBASE = (a_ + {imm}) & 0xFFFFFFFFFFFFFFFF"}
 
 
-def register_offset(cpu: "Cpu", pc: int, n: int, m: int, option: int, shift: int,
-                    xfer: Xfer) -> Op | None:
-    """The op of an access at [Xn|SP, (W|X)m{, extend {#shift}}]; None if ``option`` is
-    reserved (option<1> == 0: UNDEFINED). SXTX equals LSL modulo 2**64."""
-    if option not in _EXTENDS:
-        return None
-    emask, esign = _EXTENDS[option]
-    X = cpu.state.x
-    nxt = pc + 4
-
-    if n != SP:
-        def reg_x(s: CpuState) -> int:
-            xfer(s, (X[n] + ((((X[m] & emask) ^ esign) - esign) << shift)) & MASK64)
-            return nxt
-
-        return reg_x
-
-    def reg_sp(s: CpuState) -> int:
-        xfer(s, (s.sp + ((((X[m] & emask) ^ esign) - esign) << shift)) & MASK64)
-        return nxt
-
-    return sp_checked(reg_sp, pc)
+def access_text(address: str, transfer: str, index: Index, sp: bool) -> str:
+    """The code of an access: ``address`` (a snippet setting ``a_``), ``transfer`` (lines, each
+    starting with a newline) and the writeback of ``index``; with SP as base (``sp``) the SP
+    alignment check comes first, else the base is ``x[{n}]``."""
+    code = address + transfer + _WRITEBACK[index]
+    if sp:
+        return "SP_ALIGN_CHECK\n" + code.replace("BASE", "s.sp")
+    return code.replace("BASE", "x[{n}]")
 
 
-def literal(pc: int, offset: int, xfer: Xfer) -> Op:
-    """The op of a PC-relative (literal) access; the address is a decode-time constant."""
-    address, nxt = (pc + offset) & MASK64, pc + 4
-
-    def literal_op(s: CpuState) -> int:
-        xfer(s, address)
-        return nxt
-
-    return literal_op
+def immediate_address(index: Index, imm: int) -> str:
+    """The address snippet of [Xn|SP, #imm] in ``index`` mode (``{imm}`` the offset)."""
+    if index is Index.POST or (index is Index.OFFSET and imm == 0):
+        return _BASE_ADDRESS
+    return _OFFSET_ADDRESS
 
 
 # -- single-copy-atomic accesses of up to 16 bytes (exclusive pairs, CASP) -----------------------
