@@ -60,17 +60,18 @@ class GuestRun:
         return self.instructions / self.seconds / 1e6
 
 
-def new_machine(elf: Path) -> tuple[VirtMachine, io.BytesIO]:
+def new_machine(elf: Path, translate: bool = True) -> tuple[VirtMachine, io.BytesIO]:
     """A machine for ``elf`` with its serial output captured. Earlier machines are collected
     first: each holds reference cycles and its whole guest RAM (128 MiB)."""
     gc.collect()
     serial = io.BytesIO()
-    return VirtMachine(elf, serial=serial), serial
+    return VirtMachine(elf, serial=serial, translate=translate), serial
 
 
-def run_guest(name: str, elf: Path, marks: bool = False) -> GuestRun:
-    """Run ``elf`` to power-off; only :meth:`Runner.run` is timed."""
-    machine, serial = new_machine(elf)
+def run_guest(name: str, elf: Path, marks: bool = False, translate: bool = True) -> GuestRun:
+    """Run ``elf`` to power-off; only :meth:`Runner.run` is timed. ``translate=False``: tier 0
+    only (decoded instructions, no translated blocks)."""
+    machine, serial = new_machine(elf, translate)
     runner = Runner(machine)
     if marks:
         os.getppid()
@@ -86,9 +87,9 @@ def run_guest(name: str, elf: Path, marks: bool = False) -> GuestRun:
                     serial.getvalue().decode(errors="replace"))
 
 
-def best_run(name: str, elf: Path, repeat: int) -> GuestRun:
+def best_run(name: str, elf: Path, repeat: int, translate: bool = True) -> GuestRun:
     """The fastest of ``repeat`` runs (each on a fresh machine)."""
-    return min((run_guest(name, elf) for _ in range(repeat)), key=lambda r: r.seconds)
+    return min((run_guest(name, elf, translate=translate) for _ in range(repeat)), key=lambda r: r.seconds)
 
 
 def single_steps(elf: Path, steps: int) -> tuple[int, float]:

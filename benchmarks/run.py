@@ -85,6 +85,7 @@ QUICK = Plan(repeat=1, qemu_target_seconds=0.05, single_steps=3_000, gdb_steps=5
 @dataclass
 class Results:
     cpython: dict[str, GuestRun] = field(default_factory=dict)
+    tier0: dict[str, float] = field(default_factory=dict)  # CPython MIPS without translation
     baseline_insns: dict[str, int] = field(default_factory=dict)  # ITERATIONS=0
     pypy: dict[str, float] = field(default_factory=dict)
     pypy_note: str = ""
@@ -112,8 +113,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def measure_cpython(names: list[str], quick: bool, plan: Plan, results: Results) -> None:
     for name in names:
         workload = workloads.BY_NAME[name]
-        results.cpython[name] = best_run(name, workloads.build(workload, workload.size(quick)), plan.repeat)
-        print(f"  {name}: {results.cpython[name].mips:.2f} MIPS", file=sys.stderr)
+        elf = workloads.build(workload, workload.size(quick))
+        results.cpython[name] = best_run(name, elf, plan.repeat)
+        results.tier0[name] = best_run(name, elf, plan.repeat, translate=False).mips
+        print(f"  {name}: {results.cpython[name].mips:.2f} MIPS (tier 0 only: {results.tier0[name]:.2f})",
+              file=sys.stderr)
 
 
 def pypy_version(pypy: str) -> tuple[str, tuple[int, int]]:
@@ -235,7 +239,7 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 def workload_table(names: list[str], results: Results) -> str:
-    header = ["workload", "guest insns", "CPython MIPS", "PyPy MIPS", "QEMU MIPS", "QEMU / armvisor",
+    header = ["workload", "guest insns", "CPython MIPS", "CPython tier 0 only", "PyPy MIPS", "QEMU MIPS", "QEMU / armvisor",
               "host insns / guest insn", "output = QEMU", "target MIPS (issue 7)"]
     rows = []
     for name in names:
@@ -245,7 +249,8 @@ def workload_table(names: list[str], results: Results) -> str:
         qemu_cell = fmt(qemu_mips, 0) + (" (noisy)" if q and q.loop_seconds < qemu.NOISE_FLOOR else "") if q else "-"
         ratio = f"{qemu_mips / run.mips:,.0f}x" if qemu_mips and not math.isnan(qemu_mips) else "-"
         same = "-" if q is None else ("yes" if q.same_size_output == run.output else "NO")
-        rows.append([name, f"{run.instructions:,}", fmt(run.mips), fmt(results.pypy.get(name)), qemu_cell, ratio,
+        rows.append([name, f"{run.instructions:,}", fmt(run.mips), fmt(results.tier0.get(name)),
+                     fmt(results.pypy.get(name)), qemu_cell, ratio,
                      fmt(results.callgrind.get(name), 0), same, MIPS_TARGETS.get(name, "-")])
     return report.table(header, rows)
 

@@ -128,6 +128,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--trace", choices=TRACE_KINDS,
         help="on stderr: every exit (exits) or every instruction, disassembled (insn)")
     add("--stats", action="store_true", help="print exit statistics on stderr at the end")
+    add("--no-translate", dest="translate", action="store_false",
+        help="execute decoded instructions only, never translated blocks (slower; for comparison)")
     add("--max-insns", metavar="N", type=_positive(int),
         help=f"stop with status {ExitStatus.TIMEOUT:d} after N instructions")
     add("--timeout", metavar="S", type=_positive(float),
@@ -188,7 +190,8 @@ def main(args: argparse.Namespace) -> int:
             machine = VirtMachine(Path(args.file or args.kernel), ram_size=args.m, cpus=args.smp,
                                   gic_version=args.gic_version, initrd=args.initrd, append=args.append,
                                   dtb=args.dtb, serial=output, serial_input=serial_input,
-                                  strict_mmio=args.strict_mmio, dump_dtb=args.dump_dtb)
+                                  strict_mmio=args.strict_mmio, dump_dtb=args.dump_dtb,
+                                  translate=args.translate)
         except (BadInput, LoadError) as err:
             report_to_stderr(f"error: {err}")
             return ExitStatus.BAD_INPUT

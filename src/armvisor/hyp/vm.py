@@ -23,6 +23,11 @@ ARMVISOR_CAP_LEGACY_SINGLESTEP = 0x41560001
 """armvisor extension: enable_cap(ARMVISOR_CAP_LEGACY_SINGLESTEP, 1) reproduces the single-step
 handling merged in v4.15 (synthesised debug exits) instead of today's architectural one."""
 
+ARMVISOR_CAP_TRANSLATE = 0x41560002
+"""armvisor extension: enable_cap(ARMVISOR_CAP_TRANSLATE, 0) runs every vcpu on decoded
+instructions only (tier 0), without translated blocks and loops; 1 (the default) translates hot
+code (armvisor.cpu.translate). Meant for comparing the tiers and for measuring."""
+
 CLOCKS: dict[str, Callable[[], Clock]] = {"host": HostClock, "icount": InstructionClock}
 """The counter clocks a VM can select (armvisor.cpu.timer): host time, as KVM, is the default."""
 
@@ -72,6 +77,7 @@ class Vm:
         self.nisv_to_user = False
         self.system_suspend_enabled = False
         self.legacy_single_step = False
+        self.translate = True
         self.trace: TraceFn | None = None
         self.clock: Clock = HostClock()
         self.io_bus = KvmIoBus()
@@ -114,6 +120,11 @@ class Vm:
             self.system_suspend_enabled = True
         elif cap == ARMVISOR_CAP_LEGACY_SINGLESTEP:
             self.legacy_single_step = bool(args[0]) if args else True
+        elif cap == ARMVISOR_CAP_TRANSLATE:
+            self.translate = bool(args[0]) if args else True
+            for vcpu in self.vcpus:
+                vcpu.cpu.tier1.enabled = self.translate
+                vcpu.cpu.flush_decoded()
         else:
             raise einval(f"capability {cap} cannot be enabled")
 
@@ -125,6 +136,7 @@ class Vm:
         if self.vgic is not None:
             raise KvmError(errno.EBUSY, "vcpus must be created before the vGIC")
         vcpu = Vcpu(self, vcpu_id)
+        vcpu.cpu.tier1.enabled = self.translate
         self.vcpus.append(vcpu)
         return vcpu
 

@@ -22,6 +22,7 @@ from typing import BinaryIO
 from armvisor.hyp import uapi
 from armvisor.hyp.vgic import VGIC_NR_PRIVATE_IRQS
 from armvisor.kvm import (
+    ARMVISOR_CAP_TRANSLATE,
     KVM_ARM_VCPU_POWER_OFF,
     KVM_ARM_VCPU_PSCI_0_2,
     KVM_CAP_ARM_NISV_TO_USER,
@@ -114,6 +115,7 @@ class VirtMachine:
         strict_mmio: bool = False,
         dump_dtb: Path | None = None,
         report: Callable[[str], None] = report_to_stderr,
+        translate: bool = True,
     ) -> None:
         """Build the board and load the guest; raises :class:`LoadError` for unusable input."""
         if gic_version not in GIC_MAX_CPUS:
@@ -131,6 +133,7 @@ class VirtMachine:
             raise LoadError(f"cannot allocate {ram_size >> 20} MiB of guest RAM") from None
         self.vm.set_user_memory_region(RAM_SLOT, RAM_BASE, ram_size, userspace=self.ram.data)
         self.vm.enable_cap(KVM_CAP_ARM_NISV_TO_USER)  # ISV=0 aborts come to us, reported clearly
+        self.vm.enable_cap(ARMVISOR_CAP_TRANSLATE, int(translate))
         self.vcpus: list[Vcpu] = []
         for vcpu_id in range(cpus):
             vcpu = self.vm.create_vcpu(vcpu_id)
