@@ -34,6 +34,7 @@ from armvisor.kvm import (
     KVM_GUESTDBG_SINGLESTEP,
 )
 from armvisor.cli.main import GC_THRESHOLDS
+from armvisor.cpu import emit
 from armvisor.vmm.machine import ExitStatus, VirtMachine
 from armvisor.vmm.runner import Runner
 
@@ -72,6 +73,7 @@ def run_guest(name: str, elf: Path, marks: bool = False, translate: bool = True)
     """Run ``elf`` to power-off; only :meth:`Runner.run` is timed. ``translate=False``: tier 0
     only (decoded instructions, no translated blocks)."""
     machine, serial = new_machine(elf, translate)
+    emit.forget()  # each run starts as cold as in a new process
     runner = Runner(machine)
     if marks:
         os.getppid()

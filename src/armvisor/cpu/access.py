@@ -177,6 +177,12 @@ class MemoryAccess:
     def fetch(self, va: int) -> tuple[int, int]:
         """Fetch the instruction word at ``va``; returns (word, pa). Instruction fetches with the
         MMU off are to Normal memory, so only PA size and stage 2 can fault."""
+        regions = self.phys.regions
+        if regions:
+            first = regions[0]
+            offset = va - first.base
+            if 0 <= offset <= first.size - 4:
+                return first.views[4][offset >> 2], va
         if va >> PA_BITS:
             raise InstructionAbort(va, ESR_ELx_FSC_ADDRSZ, stage=1)
         region = self.phys.find(va, 4)

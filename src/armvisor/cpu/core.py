@@ -47,7 +47,7 @@ from armvisor.cpu.debug import (
     watchpoint_hit,
 )
 from armvisor.cpu.decoder import DecodeTable, Op
-from armvisor.cpu.emit import tier0_env
+from armvisor.cpu.emit import Emitted, tier0_env
 from armvisor.cpu.exceptions import (
     IllegalExecutionState,
     take_exception,
@@ -171,6 +171,16 @@ class Cpu:
             if hit is not None:
                 return hit[1](self, insn, pc)
         return self.undefined_op(insn, pc)
+
+    def emitted(self, insn: int, pc: int) -> Emitted | None:
+        """The instruction ``insn`` at ``pc`` as source (:mod:`armvisor.cpu.emit`), or None if
+        it has no emitter or is UNDEFINED."""
+        for table in self.groups[(insn >> 25) & 0xF]:
+            hit = table.lookup(insn)
+            if hit is not None:
+                emit = getattr(hit[1], "emitter", None)
+                return None if emit is None else emit(insn, pc)
+        return None
 
     def decode_at(self, pc: int) -> Op:
         if pc & 3:

@@ -41,8 +41,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from armvisor.cpu.decoder import Op
 from armvisor.cpu.sp_alignment import check_sp_alignment
@@ -61,9 +60,9 @@ CHECK_STORE_LINE = re.compile(r"^(\s*)CHECK_STORE([1248])\((\w+)\)$")
 SP_ALIGN_LINE = re.compile(r"^(\s*)SP_ALIGN_CHECK$")
 
 
-@dataclass(frozen=True, slots=True)
-class Emitted:
-    """One instruction as source; see the module docstring."""
+class Emitted(NamedTuple):
+    """One instruction as source; see the module docstring. (A tuple: cold code creates one
+    per instruction decoded.)"""
 
     code: str
     consts: dict[str, int]
@@ -72,7 +71,7 @@ class Emitted:
     dabt_iss: int = 0
     # Addresses known at decode time where execution continues non-sequentially (branch
     # targets, the return point of a call): where translated blocks are worth starting.
-    heads: tuple[int, ...] = field(default=())
+    heads: tuple[int, ...] = ()
 
     @property
     def falls_through(self) -> bool:
@@ -83,7 +82,7 @@ class Emitted:
 def emitted(pc: int, code: str, next: str = NEXT_SEQUENTIAL, *, dabt_iss: int = 0,
             heads: tuple[int, ...] = (), **consts: int) -> Emitted:
     """An :class:`Emitted` for the instruction at ``pc``; ``{pc}`` and ``{npc}`` (PC + 4) are
-    always available to the text."""
+    always available to the text (they are the last constants)."""
     consts["pc"] = pc
     consts["npc"] = pc + 4
     return Emitted(code, consts, next, dabt_iss, heads)
@@ -92,18 +91,43 @@ def emitted(pc: int, code: str, next: str = NEXT_SEQUENTIAL, *, dabt_iss: int = 
 Emitter = Callable[[int, int], "Emitted | None"]
 
 
-def emitter(emit: Emitter) -> Callable[["Cpu", int, int], Op]:
+# Decoding a word once is what costs at tier 0 (the emitter, then the factory lookup): for
+# instructions whose constants do not depend on their address, the factory and constants are
+# kept per instruction word, and the op for the same word elsewhere is one factory call.
+WORD_CACHE_LIMIT = 1 << 16
+_by_word: dict[int, tuple[Callable[..., Op], tuple[int, ...], int]] = {}
+
+
+def emitter(emit: Emitter | None = None, *, pc_relative: bool = False):
     """Register an emitter in a :class:`~armvisor.cpu.decoder.DecodeTable` as a builder: its
     tier-0 op, or UNDEFINED where it returns None. The emitter stays reachable as
-    ``builder.emitter``."""
+    ``builder.emitter``. ``@emitter(pc_relative=True)`` marks emitters whose constants other
+    than ``pc``/``npc`` depend on the address (PC-relative addresses, branch targets); the
+    others' ops are built per instruction word once (a test checks the marking)."""
+    if emit is None:
+        return lambda fn: emitter(fn, pc_relative=pc_relative)
 
     def build(cpu: "Cpu", insn: int, pc: int) -> Op:
+        known = _by_word.get(insn)
+        if known is not None:
+            factory, values, dabt_iss = known
+            op = factory(*cpu.tier0_env, *values, pc, pc + 4)
+            if dabt_iss:
+                op.dabt_iss = dabt_iss  # type: ignore[attr-defined]
+            return op
         em = emit(insn, pc)
         if em is None:
             return cpu.undefined_op(insn, pc)
+        if not pc_relative and not em.heads:
+            if len(_by_word) >= WORD_CACHE_LIMIT:
+                _by_word.clear()
+            consts = em.consts
+            _by_word[insn] = (tier0_factory(em.code, em.next, tuple(consts)),
+                              tuple(consts.values())[:-2], em.dabt_iss)
         return tier0_op(em, cpu.tier0_env)
 
     build.emitter = emit  # type: ignore[attr-defined]
+    build.pc_relative = pc_relative  # type: ignore[attr-defined]
     build.__name__, build.__doc__ = emit.__name__, emit.__doc__
     return build
 
@@ -170,15 +194,19 @@ def _indent(text: str, prefix: str) -> str:
 
 def tier0_factory(code: str, next: str, names: tuple[str, ...]) -> Callable[..., Op]:
     """The compiled factory of one shape: called with the environment and then the constants
-    (in ``names`` order), it returns the op."""
+    (in ``names`` order), it returns the op. The op binds what its text uses as default
+    arguments (fast locals, and one tuple for the collector to track instead of a cell each)."""
     key = (code, next, names)
     factory = _factories.get(key)
     if factory is None:
         params = {name: f"k_{name}" for name in names}
         body = expand(code, _tier0_load, _tier0_store, _tier0_check_store, _tier0_sp_align).format_map(params)
+        ret = next.format_map(params)
+        used = [name for name in (*TIER0_ENV, *params.values()) if re.search(rf"\b{name}\b", body + ret)]
         source = (f"def factory_({', '.join(TIER0_ENV + tuple(params.values()))}):\n"
-                  f"    def op(s):\n{_indent(body, ' ' * 8)}\n"
-                  f"        return {next.format_map(params)}\n"
+                  f"    def op(s, {', '.join(f'{name}={name}' for name in used)}):\n"
+                  f"{_indent(body, ' ' * 8)}\n"
+                  f"        return {ret}\n"
                   f"    return op\n")
         namespace: dict = {}
         exec(compile(source, f"<tier0 {len(_factories)}>", "exec"), namespace)
@@ -187,13 +215,22 @@ def tier0_factory(code: str, next: str, names: tuple[str, ...]) -> Callable[...,
 
 
 def tier0_op(em: Emitted, env: tuple) -> Op:
-    """The tier-0 op of one emitted instruction, with ``op.emitted`` (for the translator) and
-    ``op.dabt_iss`` when it has one."""
-    op = tier0_factory(em.code, em.next, tuple(em.consts))(*env, *em.consts.values())
-    op.emitted = em  # type: ignore[attr-defined]
+    """The tier-0 op of one emitted instruction, with ``op.heads`` and ``op.dabt_iss`` where it
+    has them (the translator emits the instruction again when it needs the text)."""
+    consts = em.consts
+    op = tier0_factory(em.code, em.next, tuple(consts))(*env, *consts.values())
+    if em.heads:
+        op.heads = em.heads  # type: ignore[attr-defined]
     if em.dabt_iss:
         op.dabt_iss = em.dabt_iss  # type: ignore[attr-defined]
     return op
+
+
+def forget() -> None:
+    """Drop the compiled shapes and the per-word ops, as in a new process (for measuring cold
+    code; ops already built keep working)."""
+    _factories.clear()
+    _by_word.clear()
 
 
 def shapes() -> int:

@@ -220,9 +220,8 @@ class Tier1:
     def decoded(self, pc: int, op: "Op") -> "Op":
         """Hook for each newly decoded op: note the heads it names; count executions at ``pc``
         if it is a candidate head. Returns the op to cache."""
-        em: Emitted | None = getattr(op, "emitted", None)
-        if em is not None and self.enabled:
-            for head in em.heads:
+        if self.enabled:
+            for head in getattr(op, "heads", ()):
                 self.candidate(head)
         if self.heat.get(pc, 0) > 0:
             return self._counting(pc, op)
@@ -248,7 +247,7 @@ class Tier1:
                 translate(pc)
             return op(s)
 
-        counting.__dict__.update(op.__dict__)  # emitted, dabt_iss, is_eret, ...
+        counting.__dict__.update(op.__dict__)  # heads, dabt_iss, is_eret, ...
         return counting
 
     # -- translation -----------------------------------------------------------------------------
@@ -260,10 +259,9 @@ class Tier1:
         pc = head
         while len(ems) < MAX_BLOCK and pc >> PAGE_SHIFT == page:
             try:
-                op = cpu.cache.get(pc) or cpu.decode_at(pc)
+                em = cpu.emitted(cpu.access.fetch(pc)[0], pc)
             except Exception:  # noqa: BLE001 - a fetch that faults ends the block before it
                 break
-            em = getattr(op, "emitted", None)
             if em is None:
                 self.candidate(pc + 4)  # execution may go on after the untranslated one
                 break

@@ -52,8 +52,7 @@ def _word(rng: random.Random, cpu: Cpu) -> int:
     while True:
         mask, value = rng.choice(PATTERNS)
         word = value | (rng.getrandbits(32) & ~mask & 0xFFFF_FFFF)
-        op = cpu.decode(word, CODE)
-        em = getattr(op, "emitted", None)
+        em = cpu.emitted(word, CODE)
         if em is None:
             continue  # an unallocated encoding of the group: UNDEFINED
         if em.falls_through or rng.randrange(6) == 0:
@@ -114,7 +113,7 @@ def _compare(seed: int) -> None:
     probe = Cpu()
     words = [_word(rng, probe) for _ in range(STREAM)] + [HVC]
     if seed % 2:  # a loop: the body runs again while a condition holds (tier 2)
-        body = [w for w in words[:STREAM] if probe.decode(w, CODE).emitted.falls_through] or [NOP]
+        body = [w for w in words[:STREAM] if probe.emitted(w, CODE).falls_through] or [NOP]
         words = _loop(rng, body[:rng.randrange(1, len(body) + 1)]) + [HVC]
     x = [_register(rng) for _ in range(31)]
     sp = DATA + rng.randrange(0, 0x1000, rng.choice([16, 16, 8]))
@@ -176,3 +175,24 @@ def test_shapes_are_bounded() -> None:
     for _ in range(3000):
         _word(rng, probe)
     assert shapes() - before <= 5
+
+
+def test_pc_relative_emitters_are_marked() -> None:
+    """Emitters not marked ``pc_relative`` have their ops built once per instruction word
+    (emit.emitter): their constants other than pc/npc must not depend on the address."""
+    rng = random.Random(11)
+    cpu = Cpu()
+    for tables in cpu.groups:
+        for table in tables:
+            for mask, value, name, builder in table.entries:
+                if not hasattr(builder, "emitter") or builder.pc_relative:
+                    continue
+                for _ in range(200):
+                    word = value | (rng.getrandbits(32) & ~mask & 0xFFFF_FFFF)
+                    a, b = builder.emitter(word, CODE), builder.emitter(word, CODE + 0x12340)
+                    if a is None:
+                        assert b is None
+                        continue
+                    assert not a.heads, f"{name}: has heads, so it is PC-relative"
+                    strip = lambda em: (em.code, em.next, em.dabt_iss, list(em.consts.items())[:-2])  # noqa: E731
+                    assert strip(a) == strip(b), f"{name} {word:#010x}: constants depend on the PC"

@@ -38,7 +38,7 @@ def _reg_read(n: int) -> int:
 
 # -- unconditional branch (immediate) --------------------------------------------------------------
 @TABLE.add("0001 01ii iiii iiii iiii iiii iiii iiii", "B")
-@emitter
+@emitter(pc_relative=True)
 def emit_b(insn: int, pc: int) -> Emitted:
     """C6.2 B: branch to PC + imm26*4."""
     target = _target(pc, insn, 25, 0)
@@ -46,7 +46,7 @@ def emit_b(insn: int, pc: int) -> Emitted:
 
 
 @TABLE.add("1001 01ii iiii iiii iiii iiii iiii iiii", "BL")
-@emitter
+@emitter(pc_relative=True)
 def emit_bl(insn: int, pc: int) -> Emitted:
     """C6.2 BL: X30 = PC + 4, branch to PC + imm26*4."""
     target = _target(pc, insn, 25, 0)
@@ -55,7 +55,7 @@ def emit_bl(insn: int, pc: int) -> Emitted:
 
 # -- conditional branch (immediate) ----------------------------------------------------------------
 @TABLE.add("0101 0100 iiii iiii iiii iiii iii0 cccc", "B.cond")
-@emitter
+@emitter(pc_relative=True)
 def emit_b_cond(insn: int, pc: int) -> Emitted:
     """C6.2 B.cond: branch if the condition holds (AL and NV always branch). ``holds`` has bit
     NZCV set for each flag value the condition accepts (ConditionHolds, Arm ARM J1.3)."""
@@ -75,7 +75,7 @@ def _branch_on_bits(pc: int, t: int, mask: int, nonzero: bool, target: int) -> E
 
 
 @TABLE.add("x011 010o iiii iiii iiii iiii iiit tttt", "CBZ/CBNZ")
-@emitter
+@emitter(pc_relative=True)
 def emit_cbz(insn: int, pc: int) -> Emitted:
     """C6.2 CBZ / CBNZ: compare Wt/Xt with zero and branch."""
     mask = MASK64 if insn >> 31 else MASK32
@@ -84,7 +84,7 @@ def emit_cbz(insn: int, pc: int) -> Emitted:
 
 
 @TABLE.add("x011 011o bbbb biii iiii iiii iiit tttt", "TBZ/TBNZ")
-@emitter
+@emitter(pc_relative=True)
 def emit_tbz(insn: int, pc: int) -> Emitted:
     """C6.2 TBZ / TBNZ: test bit b5:b40 of Rt and branch."""
     bit = (bits(insn, 31, 31) << 5) | bits(insn, 23, 19)
@@ -102,7 +102,7 @@ def emit_br(insn: int, pc: int) -> Emitted:
 
 
 @TABLE.add("1101 0110 0011 1111 0000 00nn nnn0 0000", "BLR")
-@emitter
+@emitter(pc_relative=True)
 def emit_blr(insn: int, pc: int) -> Emitted:
     """C6.2 BLR: X30 = PC + 4, branch to Xn (read before X30 is written)."""
     return emitted(pc, "target_ = x[{n}]\nx[30] = {npc}", "target_", n=_reg_read(bits(insn, 9, 5)),

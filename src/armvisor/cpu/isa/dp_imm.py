@@ -27,7 +27,7 @@ SET_CONST = "x[{d}] = {imm}"
 # -- C4.1.86.1 PC-rel. addressing --------------------------------------------------------------
 
 @TABLE.add("0xx1 0000 xxxx xxxx xxxx xxxx xxxx xxxx", "ADR")
-@emitter
+@emitter(pc_relative=True)
 def emit_adr(insn: int, pc: int) -> Emitted:
     """C6.2 ADR: Rd = PC + imm."""
     imm = sign_extend((bits(insn, 23, 5) << 2) | bits(insn, 30, 29), 21)
@@ -35,7 +35,7 @@ def emit_adr(insn: int, pc: int) -> Emitted:
 
 
 @TABLE.add("1xx1 0000 xxxx xxxx xxxx xxxx xxxx xxxx", "ADRP")
-@emitter
+@emitter(pc_relative=True)
 def emit_adrp(insn: int, pc: int) -> Emitted:
     """C6.2 ADRP: Rd = the 4KB page of PC + imm * 4096."""
     imm = sign_extend((bits(insn, 23, 5) << 2) | bits(insn, 30, 29), 21)

@@ -145,7 +145,7 @@ _LITERALS = {
 
 
 @TABLE.add("oo 011 0 00 iiiiiiiiiiiiiiiiiii ttttt", "ldr_literal")
-@emitter
+@emitter(pc_relative=True)
 def emit_ldr_literal(insn: int, pc: int) -> Emitted:
     """C6.2 LDR (literal), LDRSW (literal), PRFM (literal); the address is a decode-time
     constant."""
