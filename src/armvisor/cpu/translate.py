@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 MAX_BLOCK = 64  # instructions per block
 HOT_THRESHOLD = 200  # tier-0 executions of a head before its block is translated
+DEOPT_LIMIT = 16  # hand-backs at one instruction before blocks end in front of it instead
 
 class Deopt(Exception):
     """Raised by translated code before an instruction it does not complete itself."""
@@ -197,11 +198,17 @@ class Tier1:
         self.page_heads: dict[int, list[int]] = {}
         self.threshold = HOT_THRESHOLD
         self.enabled = True  # False: everything runs at tier 0
+        # Instructions that keep leaving translated code (MMIO accesses, mostly): how often
+        # each did, and those that blocks now end in front of (they run at tier 0 directly).
+        self.deopts: dict[int, int] = {}
+        self.barriers: set[int] = set()
 
     def clear(self) -> None:
         self.entries.clear()
         self.by_code.clear()
         self.page_heads.clear()
+        self.deopts.clear()
+        self.barriers.clear()
         for head in self.heat:
             self.heat[head] = self.threshold
 
@@ -215,6 +222,8 @@ class Tier1:
         for pc in pcs:
             if pc in self.heat:
                 self.heat[pc] = self.threshold
+            self.deopts.pop(pc, None)
+            self.barriers.discard(pc)
 
     # -- heat ------------------------------------------------------------------------------------
     def decoded(self, pc: int, op: "Op") -> "Op":
@@ -258,6 +267,9 @@ class Tier1:
         ems: list[Emitted] = []
         pc = head
         while len(ems) < MAX_BLOCK and pc >> PAGE_SHIFT == page:
+            if pc in self.barriers:
+                self.candidate(pc + 4)
+                break
             try:
                 em = cpu.emitted(cpu.access.fetch(pc)[0], pc)
             except Exception:  # noqa: BLE001 - a fetch that faults ends the block before it
@@ -269,6 +281,7 @@ class Tier1:
             if not em.falls_through:
                 break
             pc += 4
+        self._drop(head)
         if not ems:
             return
         block = None
@@ -280,14 +293,26 @@ class Tier1:
         self.by_code[block.fn.__code__] = block
         self.page_heads.setdefault(page, []).append(head)
 
+    def _drop(self, head: int) -> None:
+        entry = self.entries.pop(head, None)
+        if entry is not None:
+            self.by_code.pop(entry[0].__code__, None)
+            self.page_heads[head >> PAGE_SHIFT].remove(head)
+
     def deopt(self, tb: TracebackType | None) -> tuple[int, int]:
         """Where a :class:`Deopt` left its block or loop: (address of the instruction not done,
-        instructions completed before it)."""
+        instructions completed before it). An instruction that does so :data:`DEOPT_LIMIT`
+        times becomes a barrier: its block is translated again to end in front of it."""
         while tb is not None:
             block = self.by_code.get(tb.tb_frame.f_code)
             if block is not None:
                 index = bisect_right(block.starts, tb.tb_lineno) - 1
                 done = index + (tb.tb_frame.f_locals["i_"] * block.count if block.loop else 0)
-                return block.head + 4 * index, done
+                pc = block.head + 4 * index
+                seen = self.deopts[pc] = self.deopts.get(pc, 0) + 1
+                if seen == DEOPT_LIMIT:
+                    self.barriers.add(pc)
+                    self.translate(block.head)
+                return pc, done
             tb = tb.tb_next
         raise RuntimeError("Deopt raised outside translated code")

@@ -14,6 +14,7 @@ interrupt request (Ctrl-C). Payloads may be run-length encoded (``X*n`` repeats 
 
 from __future__ import annotations
 
+import select
 import socket
 import sys
 from collections.abc import Iterator
@@ -217,15 +218,14 @@ class RspChannel:
             self.pending.extend(self.reader.feed(data))
 
     def _read(self, timeout: float | None) -> bytes | None:
-        self.sock.settimeout(timeout)
+        """The next bytes from gdb, waiting at most ``timeout`` seconds (the socket stays in
+        blocking mode: a step costs one ``recv`` per packet, not mode switches around it)."""
         try:
+            if timeout is not None and not select.select([self.sock], [], [], timeout)[0]:
+                return None
             data = self.sock.recv(65536)
-        except (TimeoutError, BlockingIOError):
-            return None
         except OSError as err:
             raise ConnectionClosed(str(err)) from None
-        finally:
-            self.sock.settimeout(None)
         if not data:
             raise ConnectionClosed("gdb closed the connection")
         return data

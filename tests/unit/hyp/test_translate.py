@@ -114,3 +114,19 @@ def test_translated_loop_result() -> None:
         a += 1
         b = (b + (a << 1)) ^ a
     assert state[10] == a and state[11] == b
+
+
+def test_mmio_instruction_becomes_a_barrier() -> None:
+    """An MMIO store inside a hot loop leaves translated code a few times, then blocks are
+    translated to end in front of it: it runs at tier 0 without the hand-back."""
+    vm, vcpu = make_guest(UART_LOOP)
+    stores = 0
+    while True:
+        run = vcpu.run()
+        if run.exit_reason != K.KVM_EXIT_MMIO:
+            break
+        stores += 1
+    tier1 = vcpu.cpu.tier1
+    assert stores == 300 and len(tier1.barriers) == 1
+    (barrier,) = tier1.barriers
+    assert tier1.deopts[barrier] == 16 and barrier + 4 in tier1.heat  # what follows may get hot
