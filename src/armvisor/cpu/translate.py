@@ -21,6 +21,7 @@ executor only enters a block when the run's budget has room for all of it.
 
 from __future__ import annotations
 
+import ast
 import re
 from bisect import bisect_right
 from collections.abc import Callable
@@ -111,6 +112,43 @@ class _Tier1Expansion:
         return f"{indent}if s.sp & 15: raise Deopt"
 
 
+MASK64 = (1 << 64) - 1
+_REGISTER_LOCAL = re.compile(r"r\d+_|sp_")
+
+
+class _DropNoOpMasks(ast.NodeTransformer):
+    """Remove ``& 0xFFFFFFFFFFFFFFFF`` from values already below 2^64 (the emitted text keeps
+    one form for 32- and 64-bit operations; in 64-bit ones the mask is often a no-op): registers,
+    SP and loaded data are, and so are bitwise combinations and right shifts of such values."""
+
+    def _bounded(self, node: ast.expr) -> bool:
+        match node:
+            case ast.Constant(value=int(v)):
+                return 0 <= v <= MASK64
+            case ast.Subscript(value=ast.Name(id=name)):
+                return name in {"x", "m1", "m2", "m4", "m8"}
+            case ast.Attribute(value=ast.Name(id="s"), attr="sp"):
+                return True
+            case ast.Name(id=name):
+                return bool(_REGISTER_LOCAL.fullmatch(name))
+            case ast.BinOp(op=ast.BitAnd(), left=left, right=right):
+                return self._bounded(left) or self._bounded(right)
+            case ast.BinOp(op=ast.BitOr() | ast.BitXor(), left=left, right=right):
+                return self._bounded(left) and self._bounded(right)
+            case ast.BinOp(op=ast.RShift(), left=left):
+                return self._bounded(left)
+            case ast.IfExp(body=body, orelse=orelse):
+                return self._bounded(body) and self._bounded(orelse)
+        return False
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
+        self.generic_visit(node)
+        if (isinstance(node.op, ast.BitAnd) and isinstance(node.right, ast.Constant)
+                and node.right.value == MASK64 and self._bounded(node.left)):
+            return node.left
+        return node
+
+
 def _render(exp: _Tier1Expansion, ems: list[Emitted], indent: str, lines: list[str]) -> list[int]:
     """Append the instructions' code to ``lines``; returns the first line of each (1-based)."""
     starts = []
@@ -125,7 +163,8 @@ def _bind(cpu: "Cpu", exp: _Tier1Expansion, lines: list[str], name: str, head: i
     views = exp.region.views if exp.region is not None else {}
     namespace = {"x_": cpu.state.x, "cp_": cpu.access.code_pages, "Deopt": Deopt,
                  **{f"m{n}_": views.get(n) for n in ACCESS_SIZES}}
-    exec(compile("\n".join(lines) + "\n", f"<{name} 0x{head:x}>", "exec"), namespace)
+    tree = ast.fix_missing_locations(_DropNoOpMasks().visit(ast.parse("\n".join(lines) + "\n")))
+    exec(compile(tree, f"<{name} 0x{head:x}>", "exec"), namespace)
     return namespace[name]
 
 
@@ -284,6 +323,7 @@ class Tier1:
         self._drop(head)
         if not ems:
             return
+        cpu.access.code_pages.add(page)  # stores to it now leave translated code and invalidate
         block = None
         if head in ems[-1].heads:
             block = compile_loop(cpu, head, ems)

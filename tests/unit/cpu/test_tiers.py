@@ -140,13 +140,13 @@ def _compare(seed: int) -> None:
     assert len(tier0) == len(tier1)
 
 
-@pytest.mark.parametrize("seed", range(300))
+@pytest.mark.parametrize("seed", range(1000))
 def test_tier1_equals_tier0(seed: int) -> None:
     _compare(seed)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(300, 5300))
+@pytest.mark.parametrize("seed", range(1000, 11000))
 def test_tier1_equals_tier0_soak(seed: int) -> None:
     _compare(seed)
 
