@@ -35,15 +35,22 @@ class ArchTimer:
     def __init__(self, vcpu: "Vcpu") -> None:
         self.vcpu = vcpu
         self.insns_per_second = 1e6  # refined from each chunk under the host clock
+        self._quiet_vgic: object | None = None  # the vGIC both outputs were last driven low into
+
+    def _unarmed(self) -> bool:
+        s = self.vcpu.cpu.state
+        return not armed(s, VIRTUAL_TIMER) and not armed(s, PHYSICAL_TIMER)
 
     def sync(self) -> None:
         """kvm_timer_sync/kvm_timer_update_irq: the timer outputs into the vGIC. The clock is
-        read only when a timer is armed: an unarmed timer's output is low at any count."""
+        read only when a timer is armed: an unarmed timer's output is low at any count, and is
+        not driven again while it stays low (every guest entry syncs)."""
         vgic = self.vcpu.vm.vgic
-        if vgic is None:
+        if vgic is None or vgic is self._quiet_vgic and self._unarmed():
             return
         s = self.vcpu.cpu.state
         now: int | None = None
+        quiet = True
         for timer, ppi in TIMER_PPIS:
             level = False
             if armed(s, timer):
@@ -51,11 +58,13 @@ class ArchTimer:
                     now = self.vcpu.cpu.clock.count()
                 level = condition_met(s, timer, now)
             vgic.set_private_level(self.vcpu, ppi, level)
+            quiet = quiet and not level
+        self._quiet_vgic = vgic if quiet else None
 
     def next_deadline(self) -> int | None:
         """The physical count at which the next timer output that is not yet asserted will
         assert, or None (no armed timer, or no vGIC to deliver it)."""
-        if self.vcpu.vm.vgic is None:
+        if self.vcpu.vm.vgic is None or self._unarmed():
             return None
         s = self.vcpu.cpu.state
         deadlines = [d for d in (deadline(s, t) for t in TIMERS) if d is not None]
