@@ -271,8 +271,8 @@ class Cpu:
                                 pc = block[0](s)
                                 n += k
                                 continue
-                        elif n - k <= budget:  # a loop, with room for an iteration
-                            pc, k = block[0](s, (budget - n) // -k)
+                        elif n - k <= budget:  # a superblock or loop, with room for a whole pass
+                            pc, k = block[0](s, budget - n)
                             n += k
                             continue
                     op = cache.get(pc) or decode_at(pc)

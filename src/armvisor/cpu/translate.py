@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from types import CodeType, TracebackType
 from typing import TYPE_CHECKING
 
-from armvisor.cpu.emit import ACCESS_SIZES, Emitted, expand
+from armvisor.cpu.emit import ACCESS_SIZES, NEXT_SEQUENTIAL, Emitted, expand
 from armvisor.cpu.memory import PAGE_SHIFT
 
 if TYPE_CHECKING:
@@ -48,15 +48,17 @@ class Deopt(Exception):
 @dataclass(frozen=True, slots=True)
 class Block:
     head: int
-    count: int  # instructions (of one iteration, for a loop)
+    count: int  # instructions of one pass (at most, with side exits)
     fn: Callable
     starts: tuple[int, ...]  # first source line of each instruction
-    loop: bool = False
+    # fn(s, room) -> (next PC, instructions done), counted in the local n_; else fn(s) -> next PC
+    multi: bool = False
 
     @property
     def entry(self) -> tuple[Callable, int]:
-        """What the executor looks up: (function, count), the count negated for a loop."""
-        return self.fn, -self.count if self.loop else self.count
+        """What the executor looks up: (function, count), the count negated for a function that
+        takes the room left and returns what it did."""
+        return self.fn, -self.count if self.multi else self.count
 
 
 class _Tier1Expansion:
@@ -149,13 +151,64 @@ class _DropNoOpMasks(ast.NodeTransformer):
         return node
 
 
-def _render(exp: _Tier1Expansion, ems: list[Emitted], indent: str, lines: list[str]) -> list[int]:
-    """Append the instructions' code to ``lines``; returns the first line of each (1-based)."""
-    starts = []
-    for em in ems:
+def _side_exit(em: Emitted) -> bool:
+    """A conditional branch: a superblock goes on along its fall-through path."""
+    return not em.falls_through and NEXT_SEQUENTIAL in em.next
+
+
+def _skip_target(head: int, ems: list[Emitted], i: int) -> int | None:
+    """The index the conditional branch ``ems[i]`` skips forward to, when its target is a later
+    instruction of the block and what it skips is straight-line code; else None."""
+    target = ems[i].heads[0]
+    j = (target - head) // 4
+    if target & 3 or not i + 1 < j < len(ems) or any(_side_exit(em) for em in ems[i + 1:j]):
+        return None
+    return j
+
+
+def _structured(head: int, ems: list[Emitted]) -> bool:
+    """Every conditional branch but the last is an if-then skip (no side exits: leaving a loop
+    by one often costs more than the loop saves)."""
+    i = 0
+    while i < len(ems) - 1:
+        if _side_exit(ems[i]):
+            j = _skip_target(head, ems, i)
+            if j is None:
+                return False
+            i = j
+        else:
+            i += 1
+    return True
+
+
+def _render(exp: _Tier1Expansion, head: int, ems: list[Emitted], indent: str, lines: list[str],
+            side_exit: Callable[[int], list[str]], localise: Callable[[str], str] = str) -> list[int]:
+    """Append the instructions' code to ``lines``; returns the first line of each (1-based).
+
+    A conditional branch but the last one either skips forward over straight-line
+    instructions of the block (an if-then: they run under ``if``, and ``n_``, the count of
+    instructions done, drops by their number when skipped) or leaves by ``side_exit(instructions
+    done)``."""
+    starts: list[int] = []
+    inner = indent
+    join = skipped = 0
+    for i, em in enumerate(ems):
+        if join == i and skipped:
+            lines += [f"{indent}else:", f"{indent}    n_ -= {skipped}"]
+            inner, skipped = indent, 0
         starts.append(len(lines) + 1)
         code = expand(em.code, exp.load, exp.store, exp.check_store, exp.sp_align).format_map(em.consts)
-        lines.extend(indent + line for line in code.splitlines())
+        lines.extend(inner + localise(line) for line in code.splitlines())
+        if i == len(ems) - 1 or not _side_exit(em):
+            continue
+        npc = em.consts["npc"]
+        lines.append(f"{inner}next_ = {localise(em.next.format_map(em.consts))}")
+        j = _skip_target(head, ems, i)
+        if not skipped and j is not None:
+            lines += [f"{inner}if next_ == {npc}:", f"{inner}    pass"]  # the part may emit no code
+            inner, join, skipped = indent + "    ", j, j - i - 1
+        else:
+            lines += [f"{inner}if next_ != {npc}:", *(f"{inner}    {line}" for line in side_exit(i + 1))]
     return starts
 
 
@@ -172,13 +225,16 @@ SIGNATURE = "x=x_, m1=m1_, m2=m2_, m4=m4_, m8=m8_, cp=cp_, Deopt=Deopt"
 
 
 def compile_block(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block:
-    """Generate, compile and bind the function of the block of ``ems`` starting at ``head``:
-    ``block_(s) -> next PC``."""
+    """Tier 1: the instructions ``ems`` from ``head`` as one function. A plain block is
+    ``block_(s) -> next PC``; a superblock (conditional branches inside, left by side exits) is
+    ``block_(s, room) -> (next PC, instructions done)``."""
     exp = _Tier1Expansion(cpu)
-    lines = [f"def block_(s, {SIGNATURE}):"]
-    starts = _render(exp, ems, "    ", lines)
-    lines.append(f"    return {ems[-1].next.format_map(ems[-1].consts)}")
-    return Block(head, len(ems), _bind(cpu, exp, lines, "block_", head), tuple(starts))
+    multi = any(_side_exit(em) for em in ems[:-1])
+    lines = [f"def block_(s, {'room, ' if multi else ''}{SIGNATURE}):", *(["    n_ = 0"] if multi else [])]
+    starts = _render(exp, head, ems, "    ", lines, lambda done: [f"return next_, n_ + {done}"])
+    last = ems[-1].next.format_map(ems[-1].consts)
+    lines.append(f"    return {last}, n_ + {len(ems)}" if multi else f"    return {last}")
+    return Block(head, len(ems), _bind(cpu, exp, lines, "block_", head), tuple(starts), multi=multi)
 
 
 # Tier 2 keeps registers, SP and NZCV in locals: the state references of the emitted text and
@@ -189,20 +245,19 @@ _OTHER_STATE = re.compile(r"\bs\.(?!sp\b|nzcv\b)")
 
 
 def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
-    """Tier 2: the block of ``ems``, whose last instruction may branch back to ``head``, as one
-    loop with the registers it uses in locals: ``loop_(s, room) -> (next PC, instructions)``,
-    running at most ``room`` iterations. The locals are written back when the loop ends and
-    before a :class:`Deopt` leaves it, so the state is exact at every exit. None if the text
-    touches state other than registers, SP and NZCV."""
+    """Tier 2: the (super)block of ``ems``, whose last instruction may branch back to ``head``,
+    as one loop with the registers it uses in locals: ``loop_(s, room) -> (next PC,
+    instructions done)``, running whole passes while ``room`` instructions allow. The locals are
+    written back at every exit (the loop's end, side exits, and before a :class:`Deopt` leaves),
+    so the state is exact wherever execution goes on. None if the text touches state other than
+    registers, SP and NZCV."""
     exp = _Tier1Expansion(cpu)
-    body: list[str] = []
-    starts = _render(exp, ems, "", body)
-    text = "\n".join(body)
-    last = ems[-1]
-    next_pc = last.next.format_map(last.consts)
-    if _OTHER_STATE.search(text + next_pc):
+    texts = [expand(em.code, exp.load, exp.store, exp.check_store, exp.sp_align).format_map(em.consts)
+             + "\n" + em.next.format_map(em.consts) for em in ems]
+    text = "\n".join(texts)
+    if _OTHER_STATE.search(text):
         return None
-    regs = sorted({int(r) for r in _REGISTER.findall(text + next_pc)})
+    regs = sorted({int(r) for r in _REGISTER.findall(text)})
     local = {**{f"x[{r}]": f"r{r}_" for r in regs}, **_LOCAL_STATE}
 
     def localise(src: str) -> str:
@@ -213,16 +268,19 @@ def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
 
     load = [f"r{r}_ = x[{r}]" for r in regs] + [f"{name} = {ref}" for ref, name in _LOCAL_STATE.items()]
     store = [f"x[{r}] = r{r}_" for r in regs if r < 31] + [f"{ref} = {name}" for ref, name in _LOCAL_STATE.items()]
+    count = len(ems)
     lines = [f"def loop_(s, room, {SIGNATURE}):", *("    " + line for line in load),
-             "    i_ = 0", "    try:", "        while i_ < room:"]
-    first = len(lines) + 1
-    lines.extend("            " + localise(line) for line in body)
-    lines += [f"            next_ = {localise(next_pc)}", "            i_ += 1",
-              f"            if next_ != {head}:", "                break",
+             "    n_ = 0", "    try:", "        while True:"]
+    starts = _render(exp, head, ems, "            ", lines, lambda done: [*store, f"return next_, n_ + {done}"],
+                     localise)
+    last = ems[-1]
+    lines += [f"            next_ = {localise(last.next.format_map(last.consts))}",
+              f"            n_ += {count}",
+              f"            if next_ != {head} or n_ + {count} > room:", "                break",
               "    except Deopt:", *("        " + line for line in store), "        raise",
-              *("    " + line for line in store), f"    return next_, i_ * {len(ems)}"]
+              *("    " + line for line in store), "    return next_, n_"]
     fn = _bind(cpu, exp, lines, "loop_", head)
-    return Block(head, len(ems), fn, tuple(first - 1 + line for line in starts), loop=True)
+    return Block(head, count, fn, tuple(starts), multi=True)
 
 
 class Tier1:
@@ -317,18 +375,19 @@ class Tier1:
                 self.candidate(pc + 4)  # execution may go on after the untranslated one
                 break
             ems.append(em)
-            if not em.falls_through:
-                break
+            if not em.falls_through and (not _side_exit(em) or head in em.heads):
+                break  # a superblock ends at an unconditional branch or one back to its head
             pc += 4
         self._drop(head)
         if not ems:
             return
         cpu.access.code_pages.add(page)  # stores to it now leave translated code and invalidate
-        block = None
-        if head in ems[-1].heads:
-            block = compile_loop(cpu, head, ems)
+        block = compile_loop(cpu, head, ems) if head in ems[-1].heads and _structured(head, ems) else None
         if block is None:
-            block = compile_block(cpu, head, ems)
+            # Not a loop: a plain block, up to its first branch (side exits would cost more
+            # than they save when the branch is often taken).
+            first = next((i for i, em in enumerate(ems) if not em.falls_through), len(ems) - 1)
+            block = compile_block(cpu, head, ems[:first + 1])
         self.entries[head] = block.entry
         self.by_code[block.fn.__code__] = block
         self.page_heads.setdefault(page, []).append(head)
@@ -347,7 +406,7 @@ class Tier1:
             block = self.by_code.get(tb.tb_frame.f_code)
             if block is not None:
                 index = bisect_right(block.starts, tb.tb_lineno) - 1
-                done = index + (tb.tb_frame.f_locals["i_"] * block.count if block.loop else 0)
+                done = index + (tb.tb_frame.f_locals["n_"] if block.multi else 0)
                 pc = block.head + 4 * index
                 seen = self.deopts[pc] = self.deopts.get(pc, 0) + 1
                 if seen == DEOPT_LIMIT:

@@ -59,18 +59,29 @@ def _word(rng: random.Random, cpu: Cpu) -> int:
             return word
 
 
-def _loop(rng: random.Random, body: list[int]) -> list[int]:
-    """``body`` then a branch back to its start: B.cond with any condition, CBNZ or TBZ on a
-    random register."""
-    back = (-len(body)) & 0x7FFFF
+def _conditional_branch(rng: random.Random, offset: int) -> int:
+    """B.cond with any condition, CBZ/CBNZ or TBZ/TBNZ on a random register, to PC + 4 *
+    ``offset``."""
+    imm = offset & 0x7FFFF
     kind = rng.randrange(3)
     if kind == 0:
-        branch = 0x54000000 | back << 5 | rng.randrange(16)
-    elif kind == 1:
-        branch = 0xB5000000 | back << 5 | rng.randrange(32)
-    else:
-        branch = 0x36000000 | rng.randrange(2) << 31 | rng.randrange(32) << 19 | (back & 0x3FFF) << 5 | rng.randrange(32)
-    return body + [branch]
+        return 0x54000000 | imm << 5 | rng.randrange(16)
+    if kind == 1:
+        return 0x34000000 | rng.randrange(2) << 31 | rng.randrange(2) << 24 | imm << 5 | rng.randrange(32)
+    return (0x36000000 | rng.randrange(2) << 31 | rng.randrange(2) << 24 | rng.randrange(32) << 19
+            | (imm & 0x3FFF) << 5 | rng.randrange(32))
+
+
+def _loop(rng: random.Random, body: list[int]) -> list[int]:
+    """``body``, with some forward conditional branches over a few of its instructions (if-then
+    shapes in superblocks), then a conditional branch back to its start."""
+    out: list[int] = []
+    for i, word in enumerate(body):
+        room = len(body) - i
+        if room > 2 and rng.randrange(4) == 0:
+            out.append(_conditional_branch(rng, rng.randrange(2, min(room, 5))))
+        out.append(word)
+    return out + [_conditional_branch(rng, -len(out))]
 
 
 def _register(rng: random.Random) -> int:
