@@ -1,22 +1,28 @@
-"""Tier 1: basic blocks translated into generated Python functions.
+"""Tiers 1 and 2: hot code translated into generated Python functions.
 
-A block is a run of emitted instructions (:mod:`armvisor.cpu.emit`) starting at a *head* (an
-address some branch targets or a call returns to) and ending at the first instruction that does
-not fall through, before the first instruction that has no emitter, at the end of its page, or
-after :data:`MAX_BLOCK` instructions. Its function executes them all and returns the next PC.
+A *block* is a run of emitted instructions (:mod:`armvisor.cpu.emit`) starting at a *head* (an
+address some branch targets or a call returns to) and ending at its first branch, before the
+first instruction that has no emitter, at the end of its page, or after :data:`MAX_BLOCK`
+instructions; its function (tier 1) executes them all and returns the next PC. A *loop* is a
+run from a head to a conditional branch back to it, whose other conditional branches all skip
+forward over straight-line code (if-then shapes); its function (tier 2) runs whole passes with
+the registers in locals while the run's budget has room, and returns where it left and how many
+instructions it executed.
 
 Heads earn translation: each one counts its tier-0 executions and is translated after
 :data:`HOT_THRESHOLD` of them (``compile()`` costs tens of microseconds per instruction).
 
-Exactness: translated code reads and writes the architectural state directly (nothing is held
-back in locals across instructions), and accesses RAM through the first region's
-``memoryview`` casts after one check per access that catches misalignment and addresses outside
-the region at once. Anything else -- an access outside that RAM (MMIO, a fault), a store to a
-page holding decoded instructions, a misaligned SP as base -- raises :class:`Deopt` before the
-instruction has changed anything; the executor then knows from the traceback's line number
-which instruction it was, and runs it at tier 0, which produces the architectural outcome
-(exits, faults, invalidation of the written page) exactly as without translation. The
-executor only enters a block when the run's budget has room for all of it.
+Exactness: blocks read and write the architectural state directly; loops write their locals
+back whenever they are left. RAM is accessed through the first region's ``memoryview`` casts
+after one check per access that catches misalignment and addresses outside the region at once.
+Anything else -- an access outside that RAM (MMIO, a fault), a store to a page holding
+translated or decoded instructions, a misaligned SP as base -- raises :class:`Deopt` before the
+instruction has changed anything; the executor then learns from the traceback's line number
+(and the loop's count) which instruction it was and how many ran before it, and runs it at tier
+0, which produces the architectural outcome (exits, faults, invalidation of the written page)
+exactly as without translation. An instruction that keeps doing so becomes a barrier that
+blocks end in front of. The executor only enters a block or loop pass when the run's budget has
+room for all of it, so budgets are exact to the instruction.
 """
 
 from __future__ import annotations
@@ -51,14 +57,15 @@ class Block:
     count: int  # instructions of one pass (at most, with side exits)
     fn: Callable
     starts: tuple[int, ...]  # first source line of each instruction
-    # fn(s, room) -> (next PC, instructions done), counted in the local n_; else fn(s) -> next PC
-    multi: bool = False
+    # A loop: fn(s, room) -> (next PC, instructions done), counted in the local n_; else a
+    # block: fn(s) -> next PC.
+    loop: bool = False
 
     @property
     def entry(self) -> tuple[Callable, int]:
-        """What the executor looks up: (function, count), the count negated for a function that
-        takes the room left and returns what it did."""
-        return self.fn, -self.count if self.multi else self.count
+        """What the executor looks up: (function, count), the count negated for a loop (which
+        takes the room left and returns what it did)."""
+        return self.fn, -self.count if self.loop else self.count
 
 
 class _Tier1Expansion:
@@ -152,7 +159,7 @@ class _DropNoOpMasks(ast.NodeTransformer):
 
 
 def _side_exit(em: Emitted) -> bool:
-    """A conditional branch: a superblock goes on along its fall-through path."""
+    """A conditional branch (the fall-through path is one of its successors)."""
     return not em.falls_through and NEXT_SEQUENTIAL in em.next
 
 
@@ -167,8 +174,8 @@ def _skip_target(head: int, ems: list[Emitted], i: int) -> int | None:
 
 
 def _structured(head: int, ems: list[Emitted]) -> bool:
-    """Every conditional branch but the last is an if-then skip (no side exits: leaving a loop
-    by one often costs more than the loop saves)."""
+    """Every conditional branch but the last is an if-then skip. (Loops with other exits in the
+    middle were measured slower: leaving often costs more than the loop saves.)"""
     i = 0
     while i < len(ems) - 1:
         if _side_exit(ems[i]):
@@ -182,13 +189,11 @@ def _structured(head: int, ems: list[Emitted]) -> bool:
 
 
 def _render(exp: _Tier1Expansion, head: int, ems: list[Emitted], indent: str, lines: list[str],
-            side_exit: Callable[[int], list[str]], localise: Callable[[str], str] = str) -> list[int]:
+            localise: Callable[[str], str] = str) -> list[int]:
     """Append the instructions' code to ``lines``; returns the first line of each (1-based).
-
-    A conditional branch but the last one either skips forward over straight-line
-    instructions of the block (an if-then: they run under ``if``, and ``n_``, the count of
-    instructions done, drops by their number when skipped) or leaves by ``side_exit(instructions
-    done)``."""
+    A conditional branch but the last one must skip forward over straight-line instructions
+    (:func:`_structured`): they run under ``if``, and ``n_``, the count of instructions done,
+    drops by their number when they are skipped."""
     starts: list[int] = []
     inner = indent
     join = skipped = 0
@@ -199,16 +204,12 @@ def _render(exp: _Tier1Expansion, head: int, ems: list[Emitted], indent: str, li
         starts.append(len(lines) + 1)
         code = expand(em.code, exp.load, exp.store, exp.check_store, exp.sp_align).format_map(em.consts)
         lines.extend(inner + localise(line) for line in code.splitlines())
-        if i == len(ems) - 1 or not _side_exit(em):
-            continue
-        npc = em.consts["npc"]
-        lines.append(f"{inner}next_ = {localise(em.next.format_map(em.consts))}")
-        j = _skip_target(head, ems, i)
-        if not skipped and j is not None:
-            lines += [f"{inner}if next_ == {npc}:", f"{inner}    pass"]  # the part may emit no code
+        if i < len(ems) - 1 and _side_exit(em):
+            j = _skip_target(head, ems, i)
+            assert j is not None and not skipped, "only if-then shapes are rendered"
+            lines += [f"{inner}next_ = {localise(em.next.format_map(em.consts))}",
+                      f"{inner}if next_ == {em.consts['npc']}:", f"{inner}    pass"]  # may emit no code
             inner, join, skipped = indent + "    ", j, j - i - 1
-        else:
-            lines += [f"{inner}if next_ != {npc}:", *(f"{inner}    {line}" for line in side_exit(i + 1))]
     return starts
 
 
@@ -225,16 +226,13 @@ SIGNATURE = "x=x_, m1=m1_, m2=m2_, m4=m4_, m8=m8_, cp=cp_, Deopt=Deopt"
 
 
 def compile_block(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block:
-    """Tier 1: the instructions ``ems`` from ``head`` as one function. A plain block is
-    ``block_(s) -> next PC``; a superblock (conditional branches inside, left by side exits) is
-    ``block_(s, room) -> (next PC, instructions done)``."""
+    """Tier 1: the straight-line instructions ``ems`` from ``head`` as one function,
+    ``block_(s) -> next PC``."""
     exp = _Tier1Expansion(cpu)
-    multi = any(_side_exit(em) for em in ems[:-1])
-    lines = [f"def block_(s, {'room, ' if multi else ''}{SIGNATURE}):", *(["    n_ = 0"] if multi else [])]
-    starts = _render(exp, head, ems, "    ", lines, lambda done: [f"return next_, n_ + {done}"])
-    last = ems[-1].next.format_map(ems[-1].consts)
-    lines.append(f"    return {last}, n_ + {len(ems)}" if multi else f"    return {last}")
-    return Block(head, len(ems), _bind(cpu, exp, lines, "block_", head), tuple(starts), multi=multi)
+    lines = [f"def block_(s, {SIGNATURE}):"]
+    starts = _render(exp, head, ems, "    ", lines)
+    lines.append(f"    return {ems[-1].next.format_map(ems[-1].consts)}")
+    return Block(head, len(ems), _bind(cpu, exp, lines, "block_", head), tuple(starts))
 
 
 # Tier 2 keeps registers, SP and NZCV in locals: the state references of the emitted text and
@@ -245,12 +243,12 @@ _OTHER_STATE = re.compile(r"\bs\.(?!sp\b|nzcv\b)")
 
 
 def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
-    """Tier 2: the (super)block of ``ems``, whose last instruction may branch back to ``head``,
-    as one loop with the registers it uses in locals: ``loop_(s, room) -> (next PC,
-    instructions done)``, running whole passes while ``room`` instructions allow. The locals are
-    written back at every exit (the loop's end, side exits, and before a :class:`Deopt` leaves),
-    so the state is exact wherever execution goes on. None if the text touches state other than
-    registers, SP and NZCV."""
+    """Tier 2: the instructions ``ems`` from ``head``, the last one a branch that may go back
+    to ``head`` and the others straight-line or if-then shapes (:func:`_structured`), as one
+    loop with the registers it uses in locals: ``loop_(s, room) -> (next PC, instructions
+    done)``, running whole passes while ``room`` instructions allow. The locals are written back
+    when the loop ends and before a :class:`Deopt` leaves it, so the state is exact wherever
+    execution goes on. None if the text touches state other than registers, SP and NZCV."""
     exp = _Tier1Expansion(cpu)
     texts = [expand(em.code, exp.load, exp.store, exp.check_store, exp.sp_align).format_map(em.consts)
              + "\n" + em.next.format_map(em.consts) for em in ems]
@@ -271,8 +269,7 @@ def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
     count = len(ems)
     lines = [f"def loop_(s, room, {SIGNATURE}):", *("    " + line for line in load),
              "    n_ = 0", "    try:", "        while True:"]
-    starts = _render(exp, head, ems, "            ", lines, lambda done: [*store, f"return next_, n_ + {done}"],
-                     localise)
+    starts = _render(exp, head, ems, "            ", lines, localise)
     last = ems[-1]
     lines += [f"            next_ = {localise(last.next.format_map(last.consts))}",
               f"            n_ += {count}",
@@ -280,7 +277,7 @@ def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
               "    except Deopt:", *("        " + line for line in store), "        raise",
               *("    " + line for line in store), "    return next_, n_"]
     fn = _bind(cpu, exp, lines, "loop_", head)
-    return Block(head, count, fn, tuple(starts), multi=True)
+    return Block(head, count, fn, tuple(starts), loop=True)
 
 
 class Tier1:
@@ -376,16 +373,14 @@ class Tier1:
                 break
             ems.append(em)
             if not em.falls_through and (not _side_exit(em) or head in em.heads):
-                break  # a superblock ends at an unconditional branch or one back to its head
+                break  # looking for a loop: past conditional branches, up to one back to head
             pc += 4
         self._drop(head)
         if not ems:
             return
         cpu.access.code_pages.add(page)  # stores to it now leave translated code and invalidate
         block = compile_loop(cpu, head, ems) if head in ems[-1].heads and _structured(head, ems) else None
-        if block is None:
-            # Not a loop: a plain block, up to its first branch (side exits would cost more
-            # than they save when the branch is often taken).
+        if block is None:  # a plain block, up to its first branch
             first = next((i for i, em in enumerate(ems) if not em.falls_through), len(ems) - 1)
             block = compile_block(cpu, head, ems[:first + 1])
         self.entries[head] = block.entry
@@ -406,7 +401,7 @@ class Tier1:
             block = self.by_code.get(tb.tb_frame.f_code)
             if block is not None:
                 index = bisect_right(block.starts, tb.tb_lineno) - 1
-                done = index + (tb.tb_frame.f_locals["n_"] if block.multi else 0)
+                done = index + (tb.tb_frame.f_locals["n_"] if block.loop else 0)
                 pc = block.head + 4 * index
                 seen = self.deopts[pc] = self.deopts.get(pc, 0) + 1
                 if seen == DEOPT_LIMIT:
