@@ -385,6 +385,18 @@ def test_trace_insn_single_steps(hello_elf: Path) -> None:
     assert sum(" str w" in line for line in lines) >= len("Hello from armvisor!\n")
 
 
+def test_trace_blocks_and_no_translate() -> None:
+    """--trace blocks shows the generated source of the hot loop; --no-translate runs the same
+    guest to the same output on decoded instructions only (and so translates nothing)."""
+    elf = build_guest("intloop", {"ITERATIONS": 3000})
+    traced = armvisor("--trace", "blocks", elf)
+    assert (traced.returncode, traced.stdout) == (0, intloop_expected(3000))
+    text = traced.stderr.decode()
+    assert "translated 0x" in text and "def loop_(s, room" in text
+    plain = armvisor("--no-translate", "--trace", "blocks", elf)
+    assert (plain.returncode, plain.stdout, plain.stderr) == (0, intloop_expected(3000), b"")
+
+
 def test_serial_file(hello_elf: Path, tmp_path: Path) -> None:
     out = tmp_path / "uart.txt"
     proc = armvisor("-serial", f"file:{out}", hello_elf)

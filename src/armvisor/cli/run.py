@@ -34,7 +34,7 @@ HELP = "boot a bare-metal AArch64 guest or a Linux Image on the virt machine"
 PAGE_SIZE = 4096
 GDB_DEFAULT_PORT = 1234  # QEMU's -s
 GDB_DEFAULT_HOST = "127.0.0.1"
-TRACE_KINDS = ("exits", "insn")
+TRACE_KINDS = ("exits", "insn", "blocks")
 _SIZE_UNITS = {"": 20, "B": 0, "K": 10, "M": 20, "G": 30, "T": 40}
 _GIC_VERSIONS = {"2": 2, "3": 3, "max": 3}
 
@@ -126,7 +126,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--strict-mmio", action="store_true",
         help="unassigned MMIO raises an external abort in the guest (default: reads 0, writes ignored)")
     add("--trace", choices=TRACE_KINDS,
-        help="on stderr: every exit (exits) or every instruction, disassembled (insn)")
+        help="on stderr: every exit (exits), every instruction, disassembled (insn), or the "
+             "Python source of every block and loop translated (blocks)")
     add("--stats", action="store_true", help="print exit statistics on stderr at the end")
     add("--no-translate", dest="translate", action="store_false",
         help="execute decoded instructions only, never translated blocks (slower; for comparison)")
@@ -181,6 +182,8 @@ def main(args: argparse.Namespace) -> int:
         report_to_stderr("error: give the guest image once, as FILE or as -kernel FILE")
         return ExitStatus.BAD_INPUT
     _log_device_errors()
+    if args.trace == "blocks":
+        logging.getLogger("armvisor.translate").setLevel(logging.DEBUG)
     with ExitStack() as stack:
         try:
             gdb = _gdb_address(args)

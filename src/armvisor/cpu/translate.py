@@ -28,6 +28,7 @@ room for all of it, so budgets are exact to the instruction.
 from __future__ import annotations
 
 import ast
+import logging
 import re
 from bisect import bisect_right
 from collections.abc import Callable
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from armvisor.cpu.core import Cpu
     from armvisor.cpu.decoder import Op
     from armvisor.cpu.state import CpuState
+
+log = logging.getLogger("armvisor.translate")  # DEBUG: the source of every translation
 
 MAX_BLOCK = 64  # instructions per block
 HOT_THRESHOLD = 200  # tier-0 executions of a head before its block is translated
@@ -214,6 +217,8 @@ def _render(exp: _Tier1Expansion, head: int, ems: list[Emitted], indent: str, li
 
 
 def _bind(cpu: "Cpu", exp: _Tier1Expansion, lines: list[str], name: str, head: int) -> Callable:
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("translated 0x%x:\n%s", head, "\n".join(lines))
     views = exp.region.views if exp.region is not None else {}
     namespace = {"x_": cpu.state.x, "cp_": cpu.access.code_pages, "Deopt": Deopt,
                  **{f"m{n}_": views.get(n) for n in ACCESS_SIZES}}
