@@ -54,9 +54,8 @@ class MemoryAccess:
     def __init__(self, state: CpuState, phys: PhysicalMemory) -> None:
         self.state = state
         self.phys = phys
-        # Pages (physical page number) holding decoded instructions -> callback to invalidate.
-        self.code_pages: set[int] = set()
-        self.on_code_write: Callable[[int], None] = lambda page: None
+        # Pages (physical page number) holding decoded instructions of any PE (shared).
+        self.code_pages = phys.code_pages
         self.generation = -1
         self.read: dict[int, Reader] = {}
         self.write: dict[int, Writer] = {}
@@ -135,7 +134,7 @@ class MemoryAccess:
         return write
 
     def _code_written(self, pa: int) -> None:
-        self.on_code_write(pa >> PAGE_SHIFT)
+        self.phys.code_written(pa >> PAGE_SHIFT)
 
     # -- translation and faults --------------------------------------------------------------
     def translate_data(self, va: int, size: int, is_write: bool) -> int:

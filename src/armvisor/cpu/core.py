@@ -14,6 +14,9 @@ exception is taken at the interrupt vector, as KVM shows on hardware (kvm-semant
 
 Decode once: an instruction word becomes an :data:`~armvisor.cpu.decoder.Op` the first time
 its address is executed; the op is cached by address and dropped when a store hits its page.
+That is tier 0. Most instruction groups are defined as source text (:mod:`armvisor.cpu.emit`)
+from which tier 0 builds its ops and :mod:`armvisor.cpu.translate` builds hot blocks (tier 1)
+and loops (tier 2); the fast loop runs those where they start, the debug loop never does.
 """
 
 from __future__ import annotations
@@ -116,7 +119,7 @@ class Cpu:
         self.phys = phys if phys is not None else PhysicalMemory()
         self.state = CpuState()
         self.access = MemoryAccess(self.state, self.phys)
-        self.access.on_code_write = self._invalidate_page
+        self.phys.code_listeners.append(self._invalidate_page)
         self.cache: dict[int, Op] = {}
         self.page_pcs: dict[int, list[int]] = {}
         self.groups = _top_level_tables()
@@ -152,16 +155,16 @@ class Cpu:
         self.cache.clear()
         self.page_pcs.clear()
         self.tier1.clear()
-        self.access.code_pages.clear()
         self.access.refresh()
         self.tier0_env = tier0_env(self.state.x, self.access)
 
     def _invalidate_page(self, page: int) -> None:
+        """A store (by any PE sharing this memory) hits ``page``: drop what was decoded or
+        translated from it."""
         pcs = self.page_pcs.pop(page, [])
         for pc in pcs:
             self.cache.pop(pc, None)
         self.tier1.invalidate_page(page, pcs)
-        self.access.code_pages.discard(page)
 
     # -- decoding ----------------------------------------------------------------------------
     def decode(self, insn: int, pc: int) -> Op:

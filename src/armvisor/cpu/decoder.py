@@ -12,7 +12,9 @@ values and fall-through addresses are precomputed.
 Builders receive the :class:`~armvisor.cpu.core.Cpu`, the instruction word and its address, and
 bind at decode time what they need: the state, its register list, the memory accessors and the
 CPU's helpers for exceptions and system registers.  An op that must take a data-abort syndrome
-with ISV=1 carries it as ``op.dabt_iss``.
+with ISV=1 carries it as ``op.dabt_iss``. Most groups register *emitters* instead
+(:func:`armvisor.cpu.emit.emitter`): the instruction as source text, which tier 0 and the
+translator share.
 """
 
 from __future__ import annotations

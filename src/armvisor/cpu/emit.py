@@ -34,7 +34,9 @@ The environment (names the code may use):
     (a line of its own, first in the code of a load or store whose base is SP) takes the SP
     alignment fault when it applies (Arm ARM D1.8.2).
 
-Names ending in ``_`` are reserved for the expansions.
+Temporaries of the text are named with a trailing ``_`` (``a_``, ``v_``, ``r_``); the
+expansions and the translator use ``off_``, ``vector_``, ``next_``, ``n_``, ``sp_``, ``nzcv_``
+and ``r<N>_``, which the text must leave alone.
 """
 
 from __future__ import annotations

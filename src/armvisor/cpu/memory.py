@@ -6,6 +6,7 @@ EL2 (see :mod:`armvisor.cpu.access`), which is how MMIO reaches the hypervisor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 PAGE_SHIFT = 12
@@ -44,6 +45,18 @@ class PhysicalMemory:
     def __init__(self) -> None:
         self.regions: list[RamRegion] = []
         self.generation = 0  # bumped on every layout change so accessors can rebuild
+        # Pages some PE has decoded or translated instructions from (a superset: a PE that
+        # drops its decoded code leaves its pages here until the next store to them), and the
+        # PEs' callbacks that drop what they hold of a page a store is about to change.
+        self.code_pages: set[int] = set()
+        self.code_listeners: list[Callable[[int], None]] = []
+
+    def code_written(self, page: int) -> None:
+        """A store hits a page holding instructions: every PE forgets what it decoded or
+        translated from it (stores by one PE reach the instructions all PEs execute)."""
+        for listener in self.code_listeners:
+            listener(page)
+        self.code_pages.discard(page)
 
     def add_ram(self, base: int, data: bytearray | int, readonly: bool = False) -> RamRegion:
         """Map ``data`` (or that many zero bytes) at ``base``."""

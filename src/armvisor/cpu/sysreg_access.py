@@ -455,13 +455,17 @@ def _dc_zva(cpu: "Cpu", s: CpuState, va: int) -> None:
 
 
 def _ic_ivau(cpu: "Cpu", s: CpuState, va: int) -> None:
-    """IC IVAU: drop the decoded instructions of the page holding ``va``."""
+    """IC IVAU: every PE drops the decoded instructions of the page holding ``va`` (it
+    applies to the Inner Shareable domain)."""
     _check_maintenance_address(cpu, s, va)
-    cpu.access.on_code_write(va >> PAGE_SHIFT)
+    cpu.phys.code_written(va >> PAGE_SHIFT)
 
 
 def _ic_iallu(cpu: "Cpu", s: CpuState, value: int) -> None:
-    """IC IALLU / IC IALLUIS: drop every decoded instruction."""
+    """IC IALLUIS / IC IALLU: drop every decoded instruction -- of every PE, which IALLU
+    (this PE only) permits too, as caches may be invalidated at any time."""
+    for page in list(cpu.phys.code_pages):
+        cpu.phys.code_written(page)
     cpu.flush_decoded()
 
 

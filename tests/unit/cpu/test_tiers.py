@@ -207,3 +207,28 @@ def test_pc_relative_emitters_are_marked() -> None:
                     assert not a.heads, f"{name}: has heads, so it is PC-relative"
                     strip = lambda em: (em.code, em.next, em.dabt_iss, list(em.consts.items())[:-2])  # noqa: E731
                     assert strip(a) == strip(b), f"{name} {word:#010x}: constants depend on the PC"
+
+
+def test_store_by_another_pe_reaches_translated_code() -> None:
+    """Two PEs on one memory: PE 1 has a hot loop translated; PE 0 rewrites an instruction of
+    it (``add x0, x0, #1`` into ``#2``); PE 1's next run executes the new instruction."""
+    image = bytearray(RAM_SIZE)
+    loop = [0x91000400, 0xF1000421, 0x54FFFFC1, HVC]  # add x0,x0,#1; subs x1,x1,#1; b.ne; hvc
+    image[:16] = struct.pack("<4I", *loop)
+    image[0x1000:0x1008] = struct.pack("<2I", 0xB9000062, HVC)  # str w2, [x3]; hvc
+    phys = PhysicalMemory()
+    phys.add_ram(RAM, image)
+    pe0, pe1 = Cpu(phys), Cpu(phys)
+    for pe in (pe0, pe1):
+        pe.state.sr[VBAR_EL1] = VBAR
+    s1 = pe1.state
+    s1.pc, s1.x[0], s1.x[1] = CODE, 0, 1000
+    pe1.run(10_000)
+    assert s1.x[0] == 1000 and CODE in pe1.tier1.entries
+    s0 = pe0.state
+    s0.pc, s0.x[2], s0.x[3] = CODE + 0x1000, 0x91000800, CODE
+    pe0.run(10)
+    assert CODE not in pe1.tier1.entries and CODE not in pe1.cache
+    s1.pc, s1.x[1] = CODE, 10
+    pe1.run(10_000)
+    assert s1.x[0] == 1000 + 2 * 10
