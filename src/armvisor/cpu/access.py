@@ -6,7 +6,7 @@ B2.5.2), and an address beyond the implemented PA size is a level-0 address size
 Stage 2 is modelled as the hypervisor's identity map of the RAM regions: an IPA with no RAM
 takes a stage-2 translation fault to EL2, as KVM's MMIO does on hardware.
 
-Accessors are closures specialised per size over the first RAM region, rebuilt by
+Accessors are closures specialised per size over the main RAM region (``PhysicalMemory.main``), rebuilt by
 :meth:`MemoryAccess.refresh` whenever the layout or the translation regime changes (the owner
 then also flushes decoded instructions, which captured them).
 """
@@ -78,11 +78,10 @@ class MemoryAccess:
             self.write = {size: self._make_watched_writer(size) for size in (1, 2, 4, 8)}
 
     def _make_reader(self, size: int) -> Reader:
-        regions = self.phys.regions
+        region = self.phys.main
         slow = self._slow_read
-        if not regions:
+        if region is None:
             return lambda va: slow(va, size)
-        region = regions[0]
         view, base, end, shift, amask = region.views[size], region.base, region.end, size.bit_length() - 1, size - 1
 
         def read(va: int) -> int:
@@ -93,11 +92,10 @@ class MemoryAccess:
         return read
 
     def _make_writer(self, size: int) -> Writer:
-        regions = self.phys.regions
+        region = self.phys.main
         slow = self._slow_write
-        if not regions or regions[0].readonly:
+        if region is None or region.readonly:
             return lambda va, value: slow(va, size, value)
-        region = regions[0]
         view, base, end, shift = region.views[size], region.base, region.end, size.bit_length() - 1
         amask, vmask = size - 1, (1 << (8 * size)) - 1
         code_pages = self.code_pages
@@ -176,12 +174,11 @@ class MemoryAccess:
     def fetch(self, va: int) -> tuple[int, int]:
         """Fetch the instruction word at ``va``; returns (word, pa). Instruction fetches with the
         MMU off are to Normal memory, so only PA size and stage 2 can fault."""
-        regions = self.phys.regions
-        if regions:
-            first = regions[0]
-            offset = va - first.base
-            if 0 <= offset <= first.size - 4:
-                return first.views[4][offset >> 2], va
+        main = self.phys.main
+        if main is not None:
+            offset = va - main.base
+            if 0 <= offset <= main.size - 4:
+                return main.views[4][offset >> 2], va
         if va >> PA_BITS:
             raise InstructionAbort(va, ESR_ELx_FSC_ADDRSZ, stage=1)
         region = self.phys.find(va, 4)

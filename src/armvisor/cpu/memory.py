@@ -45,6 +45,9 @@ class PhysicalMemory:
     def __init__(self) -> None:
         self.regions: list[RamRegion] = []
         self.generation = 0  # bumped on every layout change so accessors can rebuild
+        # The region that fast paths (accessors, translated code) serve directly: the largest
+        # writable one -- the guest's RAM rather than a ROM -- else the largest.
+        self.main: RamRegion | None = None
         # Pages some PE has decoded or translated instructions from (a superset: a PE that
         # drops its decoded code leaves its pages here until the next store to them), and the
         # PEs' callbacks that drop what they hold of a page a store is about to change.
@@ -69,12 +72,16 @@ class PhysicalMemory:
                     f"0x{other.base:x}-0x{other.end:x}"
                 )
         self.regions.append(region)
-        self.regions.sort(key=lambda r: r.base)
-        self.generation += 1
+        self._changed()
         return region
 
     def remove_ram(self, base: int) -> None:
         self.regions = [r for r in self.regions if r.base != base]
+        self._changed()
+
+    def _changed(self) -> None:
+        self.regions.sort(key=lambda r: r.base)
+        self.main = max(self.regions, key=lambda r: (not r.readonly, r.size), default=None)
         self.generation += 1
 
     def find(self, pa: int, size: int = 1) -> RamRegion | None:

@@ -13,7 +13,7 @@ Heads earn translation: each one counts its tier-0 executions and is translated 
 :data:`HOT_THRESHOLD` of them (``compile()`` costs tens of microseconds per instruction).
 
 Exactness: blocks read and write the architectural state directly; loops write their locals
-back whenever they are left. RAM is accessed through the first region's ``memoryview`` casts
+back whenever they are left. RAM is accessed through the main region's ``memoryview`` casts
 after one check per access that catches misalignment and addresses outside the region at once.
 Anything else -- an access outside that RAM (MMIO, a fault), a store to a page holding
 translated or decoded instructions, a misaligned SP as base -- raises :class:`Deopt` before the
@@ -75,8 +75,7 @@ class _Tier1Expansion:
     """The statement macros of :mod:`armvisor.cpu.emit` over one RAM region's views."""
 
     def __init__(self, cpu: "Cpu") -> None:
-        regions = cpu.phys.regions
-        self.region = regions[0] if regions else None
+        self.region = cpu.phys.main
 
     def _check(self, size: int) -> str | None:
         """The condition (on ``off_``, the offset into the region) that an access of ``size``
