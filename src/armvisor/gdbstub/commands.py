@@ -38,8 +38,8 @@ OK = b"OK"
 SSTEP_ENABLE, SSTEP_NOIRQ, SSTEP_NOTIMER = 0x1, 0x2, 0x4  # QEMU's qemu.sstep bits
 SSTEP_SUPPORTED = SSTEP_ENABLE | SSTEP_NOIRQ
 
-SUPPORTED_FEATURES = (f"PacketSize={PACKET_SIZE:x}", "qXfer:features:read+", "swbreak+", "hwbreak+",
-                      "vContSupported+", "QStartNoAckMode+")
+SUPPORTED_FEATURES = (f"PacketSize={PACKET_SIZE:x}", "qXfer:features:read+", "qXfer:threads:read+",
+                      "swbreak+", "hwbreak+", "vContSupported+", "QStartNoAckMode+")
 
 
 @dataclass(frozen=True)
@@ -123,13 +123,26 @@ def _no_ack(session: GdbSession) -> Result:
     return OK
 
 
-def _xfer_features(session: GdbSession, annex: str, offset: int, length: int) -> Result:
-    if annex != "target.xml":
-        return b"E00"
-    document = registers.target_xml()
+def _xfer_chunk(document: bytes, offset: int, length: int) -> Result:
+    """A ``qXfer`` read reply: ``m`` and a chunk, or ``l`` and the last one."""
     chunk = document[offset:offset + min(length, PACKET_SIZE // 2)]
     more = offset + len(chunk) < len(document)
     return (b"m" if more else b"l") + escape_binary(chunk)
+
+
+def _xfer_features(session: GdbSession, annex: str, offset: int, length: int) -> Result:
+    if annex != "target.xml":
+        return b"E00"
+    return _xfer_chunk(registers.target_xml(), offset, length)
+
+
+def _xfer_threads(session: GdbSession, annex: str, offset: int, length: int) -> Result:
+    """The thread list in one packet (instead of ``qfThreadInfo``/``qsThreadInfo``): one
+    thread per vcpu, on the core of its index."""
+    if annex:
+        return b"E00"
+    threads = "".join(f'<thread id="{n + 1:x}" core="{n}" name="vcpu{n}"/>' for n in range(len(session.vcpus)))
+    return _xfer_chunk(f'<?xml version="1.0"?>\n<threads>{threads}</threads>\n'.encode(), offset, length)
 
 
 def _stop_reason(session: GdbSession) -> Result:
@@ -364,6 +377,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("qSupported", _supported, "[:b]"),
     Command("QStartNoAckMode", _no_ack, exact=True),
     Command("qXfer:features:read:", _xfer_features, "s:L,L"),
+    Command("qXfer:threads:read:", _xfer_threads, "s:L,L"),
     Command("qfThreadInfo", _first_thread_info, exact=True),
     Command("qsThreadInfo", _next_thread_info, exact=True),
     Command("qC", _current_thread, exact=True),

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from armvisor import kvm as K
-from armvisor.gdbstub import commands
+from armvisor.gdbstub import commands, registers
 from armvisor.gdbstub.breakpoints import DebugPoints
 from armvisor.gdbstub.guest_debug import (
     STEP_DONE,
@@ -306,10 +306,13 @@ class GdbSession:
         return outcome
 
     def stop_reply(self, index: int, signal: int, fields: str) -> bytes:
-        """``T<sig><reason>thread:<id>;``; the stopped vcpu becomes gdb's current thread."""
+        """``T<sig><reason><n>:<value>;...thread:<id>;``; the stopped vcpu becomes gdb's
+        current thread. Every register is expedited (``n:value`` pairs, as gdbserver does for
+        a few): gdb then needs no ``g`` packet after a stop. ``?`` later answers without them,
+        as registers may have been written since."""
         self.g_thread = self.c_thread = index
         self.last_stop_reply = b"T%02x%sthread:%x;" % (signal, fields.encode(), index + 1)
-        return self.last_stop_reply
+        return self.last_stop_reply[:3] + registers.expedite(self.vcpu(index)) + self.last_stop_reply[3:]
 
     def interrupted(self) -> bool:
         """Poll the connection for Ctrl-C while the guest runs; other packets are out of order

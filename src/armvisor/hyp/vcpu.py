@@ -104,6 +104,7 @@ class Vcpu:
         self.spsr_aarch32 = [0] * 4  # SPSR_ABT, _UND, _IRQ, _FIQ
         self.stat: Counter[str] = Counter()
         self._wfi_blocked = False
+        self._one_regs: dict[int, tuple] = {}  # ONE_REG id -> (getter, setter, size)
 
     # -- KVM_ARM_VCPU_INIT -------------------------------------------------------------------
     @property
@@ -358,6 +359,14 @@ class Vcpu:
         setter(value)
 
     def _one_reg(self, reg_id: int):
+        """(getter, setter, size) of a register id, looked up once per id (a debugger reads
+        every register at every stop)."""
+        found = self._one_regs.get(reg_id)
+        if found is None:
+            found = self._one_regs[reg_id] = self._lookup_one_reg(reg_id)
+        return found
+
+    def _lookup_one_reg(self, reg_id: int):
         if reg_id & U.KVM_REG_ARCH_MASK != U.KVM_REG_ARM64:
             raise einval(f"register id 0x{reg_id:x} is not an arm64 id")
         size = 1 << ((reg_id & U.KVM_REG_SIZE_MASK) >> U.KVM_REG_SIZE_SHIFT)

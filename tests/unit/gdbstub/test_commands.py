@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -19,10 +20,41 @@ def le(value: int, size: int = 8) -> bytes:
     return value.to_bytes(size, "little").hex().encode()
 
 
+def expedited(reply: bytes) -> dict[int, bytes]:
+    """The registers a ``T`` stop reply expedites (``nn:value;`` fields)."""
+    fields = [f.split(b":", 1) for f in reply[3:].split(b";") if f]
+    return {int(k, 16): bytes.fromhex(v.decode()) for k, v in fields if re.fullmatch(rb"[0-9a-f]{2}", k)}
+
+
+def without_registers(reply: bytes) -> bytes:
+    """A stop reply without its expedited registers."""
+    fields = [f for f in reply[3:].split(b";") if f and not re.fullmatch(rb"[0-9a-f]{2}:[0-9a-f]+", f)]
+    return reply[:3] + b"".join(f + b";" for f in fields)
+
+
 def test_qsupported_advertises_what_is_implemented(stub) -> None:
     features = stub.gdb("qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386").split(b";")
-    assert set(features) == {b"PacketSize=4000", b"qXfer:features:read+", b"swbreak+", b"hwbreak+",
-                             b"vContSupported+", b"QStartNoAckMode+"}
+    assert set(features) == {b"PacketSize=4000", b"qXfer:features:read+", b"qXfer:threads:read+",
+                             b"swbreak+", b"hwbreak+", b"vContSupported+", b"QStartNoAckMode+"}
+
+
+def test_stop_replies_expedite_every_register(stub) -> None:
+    """After a stop, the reply carries all 34 registers, equal to what ``g`` reads."""
+    pairs = expedited(stub.gdb("s"))
+    regs = bytes.fromhex(stub.gdb("g").decode())
+    sizes = [8] * 33 + [4]
+    offsets = [sum(sizes[:n]) for n in range(34)]
+    assert sorted(pairs) == list(range(34))
+    for n in range(34):
+        assert pairs[n] == regs[offsets[n]:offsets[n] + sizes[n]]
+
+
+def test_thread_list_in_one_packet(stub) -> None:
+    reply = stub.gdb("qXfer:threads:read::0,fff")
+    assert reply[:1] == b"l"
+    threads = ET.fromstring(reply[1:]).findall("thread")
+    assert [(t.get("id"), t.get("core"), t.get("name")) for t in threads] == [("1", "0", "vcpu0")]
+    assert stub.gdb("qXfer:threads:read:x:0,fff") == b"E00"
 
 
 def test_target_description_is_gdbs_aarch64_core(stub) -> None:
@@ -74,21 +106,21 @@ def test_software_breakpoint_is_brk0_in_memory_and_hidden_from_reads(stub) -> No
     assert stub.gdb(f"Z0,{bp:x},4") == b"OK"
     assert stub.machine.read_memory(bp, 4) == BRK_0
     assert stub.gdb(f"m{bp:x},4") == original.hex().encode()
-    assert stub.gdb("vCont;c") == b"T05swbreak:;thread:1;"
+    assert without_registers(stub.gdb("vCont;c")) == b"T05swbreak:;thread:1;"
     assert stub.gdb("p20") == le(bp)
-    assert stub.gdb("vCont;s:1") == b"T05thread:1;"  # stepped over our own breakpoint
+    assert without_registers(stub.gdb("vCont;s:1")) == b"T05thread:1;"  # stepped over our own breakpoint
     assert stub.gdb("p0") == le(2) and stub.machine.read_memory(bp, 4) == BRK_0
     assert stub.gdb(f"z0,{bp:x},4") == b"OK" and stub.machine.read_memory(bp, 4) == original
     assert stub.gdb("Z0,10,4") == b"E14"
 
 
 def test_step_over_mmio_and_guest_brk_reinjected(stub) -> None:
-    assert stub.gdb("s") == b"T05thread:1;"
+    assert without_registers(stub.gdb("s")) == b"T05thread:1;"
     assert stub.gdb("p20") == le(ENTRY + 4)
     for _ in range(3):
-        assert stub.gdb("vCont;s:1;c") == b"T05thread:1;"
+        assert without_registers(stub.gdb("vCont;s:1;c")) == b"T05thread:1;"
     assert stub.gdb("p2") == le(0x90)  # UARTFR through the machine's MMIO
-    assert stub.gdb("s") == b"T05thread:1;"  # the guest's BRK #3: delivered at its vector
+    assert without_registers(stub.gdb("s")) == b"T05thread:1;"  # the guest's BRK #3: delivered at its vector
     assert stub.gdb("p20") == le(VECTORS + 0x200)
     assert stub.machine.vcpus[0].get_one_reg(K.arm64_sys_reg(3, 0, 5, 2, 0)) == 0xF200_0003
 
@@ -98,7 +130,7 @@ def test_hardware_breakpoints_up_to_the_kvm_capability(stub) -> None:
     for n in range(slots):
         assert stub.gdb(f"Z1,{ENTRY + 8 + 4 * n:x},4") == b"OK"
     assert stub.gdb(f"Z1,{ENTRY + 0x100:x},4") == b"E1c"
-    assert stub.gdb("c") == b"T05hwbreak:;thread:1;"
+    assert without_registers(stub.gdb("c")) == b"T05hwbreak:;thread:1;"
     assert stub.gdb("p20") == le(ENTRY + 8)
 
 
@@ -111,7 +143,7 @@ def test_watchpoint_stop_reply_names_the_address(guest_elf) -> None:
         code = bytes.fromhex("e00f1ff8")  # str x0, [sp, #-16]!  (writes sp - 16)
         h.machine.write_memory(ENTRY + 0x80, code)
         assert h.gdb(f"Z2,{sp - 16:x},8") == b"OK"
-        assert h.gdb("c") == b"T05watch:%x;thread:1;" % (sp - 16)
+        assert without_registers(h.gdb("c")) == b"T05watch:%x;thread:1;" % (sp - 16)
         assert h.gdb(f"z2,{sp - 16:x},8") == b"OK"
         assert h.gdb(f"Z4,{sp - 12:x},2") == b"OK"
         assert h.gdb("Z3,0,0") == b"E1c"
@@ -127,7 +159,7 @@ def test_threads_and_queries(stub) -> None:
     assert stub.gdb("Hg2") == b"E16" and stub.gdb("T1") == b"OK" and stub.gdb("T2") == b"E16"
     assert stub.gdb("?") == b"T05thread:1;"
     assert stub.gdb("vCont?") == b"vCont;c;C;s;S;t"
-    assert stub.gdb("vCont;t:1") == b"T00thread:1;"
+    assert without_registers(stub.gdb("vCont;t:1")) == b"T00thread:1;"
     assert stub.gdb("qqemu.sstepbits") == b"ENABLE=1,NOIRQ=2,NOTIMER=4"
     assert stub.gdb("Qqemu.sstep=1") == b"OK" and stub.gdb("qqemu.sstep") == b"0x1"
 
