@@ -261,8 +261,10 @@ class Cpu:
         s = self.state
         cache = self.cache
         blocks = self.tier1.entries
+        candidate = self.tier1.candidate
         decode_at = self.decode_at
         op: Op | None = None
+        translated = False  # the last thing run was translated code
         while True:
             try:
                 while n < budget:
@@ -273,11 +275,18 @@ class Cpu:
                             if n + k <= budget:
                                 pc = block[0](s)
                                 n += k
+                                translated = True
                                 continue
-                        elif n - k <= budget:  # a superblock or loop, with room for a whole pass
+                        elif n - k <= budget:  # a loop, with room for a whole pass
                             pc, k = block[0](s, budget - n)
                             n += k
+                            translated = True
                             continue
+                    if translated:
+                        # Translated code led here (an indirect branch's target, the way
+                        # around an untranslated instruction): worth a block too if it is hot.
+                        candidate(pc)
+                        translated = False
                     op = cache.get(pc) or decode_at(pc)
                     pc = op(s)
                     n += 1
