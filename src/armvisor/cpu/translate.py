@@ -194,8 +194,8 @@ def _render(exp: _Tier1Expansion, head: int, ems: list[Emitted], indent: str, li
             localise: Callable[[str], str] = str) -> list[int]:
     """Append the instructions' code to ``lines``; returns the first line of each (1-based).
     A conditional branch but the last one must skip forward over straight-line instructions
-    (:func:`_structured`): they run under ``if``, and ``n_``, the count of instructions done,
-    drops by their number when they are skipped."""
+    (:func:`_structured`): they run under ``if``, and ``n_`` (the instructions a loop skipped,
+    negated) drops by their number when they are skipped."""
     starts: list[int] = []
     inner = indent
     join = skipped = 0
@@ -272,16 +272,30 @@ def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
     store = [f"x[{r}] = r{r}_" for r in regs if r < 31] + [f"{ref} = {name}" for ref, name in _LOCAL_STATE.items()]
     count = len(ems)
     lines = [f"def loop_(s, room, {SIGNATURE}):", *("    " + line for line in load),
-             "    n_ = 0", "    try:", "        while True:"]
+             "    n_ = p_ = 0", "    try:", f"        for p_ in range(room // {count}):"]
     starts = _render(exp, head, ems, "            ", lines, localise)
     last = ems[-1]
-    lines += [f"            next_ = {localise(last.next.format_map(last.consts))}",
-              f"            n_ += {count}",
-              f"            if next_ != {head} or n_ + {count} > room:", "                break",
+    lines += [f"            {line}" for line in _back_edge(localise(last.next.format_map(last.consts)), head)]
+    lines += ["        else:", f"            next_ = {head}",
               "    except Deopt:", *("        " + line for line in store), "        raise",
-              *("    " + line for line in store), "    return next_, n_"]
+              *("    " + line for line in store), f"    return next_, (p_ + 1) * {count} + n_"]
     fn = _bind(cpu, exp, lines, "loop_", head)
     return Block(head, count, fn, tuple(starts), loop=True)
+
+
+def _back_edge(next_pc: str, head: int) -> list[str]:
+    """The end of a pass: stay in the loop while ``next_pc`` (an expression) is ``head``, else
+    leave it with ``next_`` set. A conditional expression with ``head`` as one arm becomes a
+    test of its condition alone."""
+    expr = ast.parse(next_pc, mode="eval").body
+    if isinstance(expr, ast.Constant) and expr.value == head:
+        return []  # an unconditional branch back: only the room ends the loop
+    if isinstance(expr, ast.IfExp):
+        for arm, other, negate in ((expr.body, expr.orelse, True), (expr.orelse, expr.body, False)):
+            if isinstance(arm, ast.Constant) and arm.value == head:
+                test = ast.unparse(expr.test)
+                return [f"if {'not ' if negate else ''}({test}):", f"    next_ = {ast.unparse(other)}", "    break"]
+    return [f"next_ = {next_pc}", f"if next_ != {head}:", "    break"]
 
 
 class Tier1:
@@ -405,7 +419,11 @@ class Tier1:
             block = self.by_code.get(tb.tb_frame.f_code)
             if block is not None:
                 index = bisect_right(block.starts, tb.tb_lineno) - 1
-                done = index + (tb.tb_frame.f_locals["n_"] if block.loop else 0)
+                if block.loop:
+                    frame = tb.tb_frame.f_locals
+                    done = frame["p_"] * block.count + frame["n_"] + index
+                else:
+                    done = index
                 pc = block.head + 4 * index
                 seen = self.deopts[pc] = self.deopts.get(pc, 0) + 1
                 if seen == DEOPT_LIMIT:
