@@ -38,7 +38,8 @@ from armvisor.cpu import emit
 from armvisor.vmm.machine import ExitStatus, VirtMachine
 from armvisor.vmm.runner import Runner
 
-gc.set_threshold(*GC_THRESHOLDS)  # measure the library as `armvisor run` configures its process
+if hasattr(gc, "set_threshold"):  # measure the library as `armvisor run` configures CPython
+    gc.set_threshold(*GC_THRESHOLDS)
 
 CALLGRIND_ZERO = "getppid"  # libc functions nothing else in a run calls
 CALLGRIND_DUMP = "getpgrp"

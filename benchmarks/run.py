@@ -120,12 +120,11 @@ def measure_cpython(names: list[str], quick: bool, plan: Plan, results: Results)
               file=sys.stderr)
 
 
-def pypy_version(pypy: str) -> tuple[str, tuple[int, int]]:
+def pypy_version(pypy: str) -> str:
     script = "import sys, platform; print(platform.python_version(), '%d.%d.%d' % sys.pypy_version_info[:3])"
     out = subprocess.run([pypy, "-c", script],
                          capture_output=True, text=True, timeout=60, check=True).stdout.split()
-    language = tuple(int(p) for p in out[0].split(".")[:2])
-    return f"PyPy {out[1]} (Python {out[0]})", (language[0], language[1])
+    return f"PyPy {out[1]} (Python {out[0]})"
 
 
 def measure_pypy(names: list[str], quick: bool, plan: Plan, results: Results) -> str:
@@ -134,14 +133,14 @@ def measure_pypy(names: list[str], quick: bool, plan: Plan, results: Results) ->
     if pypy is None:
         results.pypy_note = "not installed (Debian: apt-get install pypy3)"
         return "not installed"
-    version, language = pypy_version(pypy)
+    version = pypy_version(pypy)
     argv = [pypy, str(BENCH_DIR / "measure.py"), *(["--quick"] if quick else []), "--repeat", str(plan.repeat), *names]
     env = {**os.environ, "PYTHONPATH": str(workloads.REPO / "src")}
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900, check=False)
     if proc.returncode != 0:
         error = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        need = " -- armvisor requires Python >= 3.11" if language < (3, 11) else ""
-        results.pypy_note = f"{version} cannot run armvisor: {error}{need}"
+        hint = " (its packages: pypy3 -m pip install pyelftools pylibfdt capstone)" if "ModuleNotFound" in error else ""
+        results.pypy_note = f"{version} cannot run armvisor: {error}{hint}"
     else:
         results.pypy = {r["name"]: r["instructions"] / r["seconds"] / 1e6 for r in json.loads(proc.stdout)}
     return version

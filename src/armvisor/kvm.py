@@ -16,4 +16,9 @@ from armvisor.hyp.psci import *  # noqa: F401,F403 - PSCI/SMCCC function ids and
 from armvisor.hyp.run_record import KvmRun  # noqa: F401 - re-exported
 from armvisor.hyp.uapi import *  # noqa: F401,F403 - the uapi constants
 from armvisor.hyp.vcpu import Vcpu  # noqa: F401 - re-exported
-from armvisor.hyp.vm import ARMVISOR_CAP_LEGACY_SINGLESTEP, ARMVISOR_CAP_TRANSLATE, Kvm, Vm  # noqa: F401 - re-exported
+from armvisor.hyp.vm import (  # noqa: F401 - re-exported
+    ARMVISOR_CAP_LEGACY_SINGLESTEP,
+    ARMVISOR_CAP_TRANSLATE,
+    Kvm,
+    Vm,
+)

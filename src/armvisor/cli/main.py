@@ -49,7 +49,8 @@ def build_parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``armvisor`` console script."""
     args = build_parser().parse_args(argv)
-    gc.set_threshold(*GC_THRESHOLDS)
+    if hasattr(gc, "set_threshold"):  # CPython's collector; PyPy's has no thresholds
+        gc.set_threshold(*GC_THRESHOLDS)
     return args.handler(args)
 
 

@@ -21,6 +21,8 @@ and loops (tier 2); the fast loop runs those where they start, the debug loop ne
 
 from __future__ import annotations
 
+from typing import Optional
+
 from armvisor.arch.esr import (
     ESR_ELx_CM,
     ESR_ELx_EC_BREAKPT_LOW,
@@ -84,7 +86,7 @@ class PCAlignmentFault(Exception):
 # What a loop of the executor hands back: (pc, n, stop) -- the run ends with ``stop`` after
 # ``n`` instructions, or, with ``stop`` None, an exception was taken to EL1 and execution goes
 # on at ``pc``.
-LoopResult = tuple[int, int, Stop | None]
+LoopResult = tuple[int, int, Optional[Stop]]
 
 
 # Debug exception classes (from a lower EL; +1 is the current-EL class, as for aborts).

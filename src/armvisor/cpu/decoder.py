@@ -95,7 +95,7 @@ class DecodeTable:
             shared_bits &= mask & ~(value ^ self.entries[0][1])
 
         def candidates(shift: int) -> int:
-            return sum(1 << (INDEX_BITS - ((mask & ~shared_bits) >> shift & field).bit_count())
+            return sum(1 << (INDEX_BITS - bin((mask & ~shared_bits) >> shift & field).count("1"))
                        for mask, *_ in self.entries)
 
         self._shift = shift = min(range(33 - INDEX_BITS), key=candidates)

@@ -8,29 +8,35 @@ budget, or a WFI that the owner did not ask to trap (the PE waits for an interru
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Union
 
 
-@dataclass(slots=True)
+@dataclass
 class HypTrap:
     """An exception taken to EL2. ``elr`` is ELR_EL2 (= the guest PC after the stop)."""
 
+    __slots__ = ("esr", "far", "hpfar", "elr")
     esr: int
     far: int
     hpfar: int
     elr: int
 
 
-@dataclass(slots=True)
+@dataclass
 class Budget:
     """The instruction budget ran out; PC is the next instruction to execute."""
 
+    __slots__ = ()
 
-@dataclass(slots=True)
+
+@dataclass
 class WaitForInterrupt:
     """An untrapped WFI completed: the PE is in its low-power state until an interrupt."""
 
+    __slots__ = ()
 
-Stop = HypTrap | Budget | WaitForInterrupt
+
+Stop = Union[HypTrap, Budget, WaitForInterrupt]  # not "|": PyPy 3.9 runs this module too
 
 
 class TrapToEL2(Exception):

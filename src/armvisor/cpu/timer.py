@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Union
 
 from armvisor.arch.sysregs import (
     CNTFRQ_EL0,
@@ -87,7 +88,7 @@ class InstructionClock:
         return f"InstructionClock(ticks={self.ticks})"
 
 
-Clock = HostClock | InstructionClock
+Clock = Union[HostClock, InstructionClock]
 
 
 @dataclass(frozen=True)

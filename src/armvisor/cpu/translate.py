@@ -54,7 +54,7 @@ class Deopt(Exception):
     """Raised by translated code before an instruction it does not complete itself."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Block:
     head: int
     count: int  # instructions of one pass (at most, with side exits)
@@ -133,23 +133,23 @@ class _DropNoOpMasks(ast.NodeTransformer):
     SP and loaded data are, and so are bitwise combinations and right shifts of such values."""
 
     def _bounded(self, node: ast.expr) -> bool:
-        match node:
-            case ast.Constant(value=int(v)):
-                return 0 <= v <= MASK64
-            case ast.Subscript(value=ast.Name(id=name)):
-                return name in {"x", "m1", "m2", "m4", "m8"}
-            case ast.Attribute(value=ast.Name(id="s"), attr="sp"):
-                return True
-            case ast.Name(id=name):
-                return bool(_REGISTER_LOCAL.fullmatch(name))
-            case ast.BinOp(op=ast.BitAnd(), left=left, right=right):
-                return self._bounded(left) or self._bounded(right)
-            case ast.BinOp(op=ast.BitOr() | ast.BitXor(), left=left, right=right):
-                return self._bounded(left) and self._bounded(right)
-            case ast.BinOp(op=ast.RShift(), left=left):
-                return self._bounded(left)
-            case ast.IfExp(body=body, orelse=orelse):
-                return self._bounded(body) and self._bounded(orelse)
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, int) and 0 <= node.value <= MASK64
+        if isinstance(node, ast.Subscript):
+            return isinstance(node.value, ast.Name) and node.value.id in {"x", "m1", "m2", "m4", "m8"}
+        if isinstance(node, ast.Attribute):
+            return isinstance(node.value, ast.Name) and node.value.id == "s" and node.attr == "sp"
+        if isinstance(node, ast.Name):
+            return bool(_REGISTER_LOCAL.fullmatch(node.id))
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.BitAnd):
+                return self._bounded(node.left) or self._bounded(node.right)
+            if isinstance(node.op, (ast.BitOr, ast.BitXor)):
+                return self._bounded(node.left) and self._bounded(node.right)
+            if isinstance(node.op, ast.RShift):
+                return self._bounded(node.left)
+        if isinstance(node, ast.IfExp):
+            return self._bounded(node.body) and self._bounded(node.orelse)
         return False
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.expr:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from armvisor import kvm as K
 from armvisor.gdbstub import registers
@@ -59,7 +59,7 @@ class Kill:
     reply: bytes | None = None
 
 
-Result = bytes | Resume | Detach | Kill
+Result = Union[bytes, Resume, Detach, Kill]
 Handler = Callable[..., Result]
 
 _SCHEMA_TOKENS: dict[str, tuple[str, Callable[[bytes], Any]]] = {

@@ -19,6 +19,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Union
 
 PACKET_SIZE = 0x4000
 """The largest packet accepted or sent (payload bytes), advertised as ``PacketSize``."""
@@ -54,7 +55,7 @@ class BadPacket:
     payload: bytes
 
 
-Event = Packet | Interrupt | Nack | BadPacket
+Event = Union[Packet, Interrupt, Nack, BadPacket]
 
 
 def checksum(data: bytes) -> int:

@@ -28,7 +28,7 @@ import select
 import socket
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional, Union
 
 from armvisor import kvm as K
 from armvisor.gdbstub import commands, registers
@@ -80,7 +80,7 @@ class Detached:
     """gdb went away (``D`` or a closed connection); the machine runs on."""
 
 
-Outcome = Finished | Stopped | None
+Outcome = Optional[Union[Finished, Stopped]]
 
 
 def machine_service(machine: Any, name: str) -> None:

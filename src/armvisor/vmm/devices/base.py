@@ -99,9 +99,11 @@ def primecell_id_registers(prefix: str, periph_id: bytes) -> dict[int, Register]
     """The eight ID registers at 0xFE0-0xFFC: ``<prefix>PeriphID0-3``, ``<prefix>PCellID0-3``."""
     names = [f"{prefix}PeriphID{i}" for i in range(4)] + [f"{prefix}PCellID{i}" for i in range(4)]
     values = periph_id + PRIMECELL_CELL_ID
+    if len(values) != len(names):
+        raise ValueError(f"{prefix}: 4 peripheral ID bytes expected, got {len(periph_id)}")
     return {
         PRIMECELL_ID_OFFSET + REGISTER_BYTES * i: read_only(name, value)
-        for i, (name, value) in enumerate(zip(names, values, strict=True))
+        for i, (name, value) in enumerate(zip(names, values))
     }
 
 
