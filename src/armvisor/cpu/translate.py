@@ -272,7 +272,8 @@ def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
     store = [f"x[{r}] = r{r}_" for r in regs if r < 31] + [f"{ref} = {name}" for ref, name in _LOCAL_STATE.items()]
     count = len(ems)
     lines = [f"def loop_(s, room, {SIGNATURE}):", *("    " + line for line in load),
-             "    n_ = p_ = 0", "    try:", f"        for p_ in range(room // {count}):"]
+             "    n_ = p_ = 0", "    try:", f"        for p_ in range(room // {count}):",
+             "            pass"]  # a lone "b ." emits no code at all
     starts = _render(exp, head, ems, "            ", lines, localise)
     last = ems[-1]
     lines += [f"            {line}" for line in _back_edge(localise(last.next.format_map(last.consts)), head)]

@@ -232,3 +232,13 @@ def test_store_by_another_pe_reaches_translated_code() -> None:
     s1.pc, s1.x[1] = CODE, 10
     pe1.run(10_000)
     assert s1.x[0] == 1000 + 2 * 10
+
+
+@pytest.mark.parametrize("budget", [1, 2, 999])
+def test_branch_to_itself_spins_exactly(budget: int) -> None:
+    """``b .`` is a loop of one instruction with no code: each run executes the budget."""
+    cpu = _machine([0x14000000], [0] * 31, DATA, 0, True)
+    for _ in range(3):
+        assert type(cpu.run(budget)).__name__ == "Budget"
+    assert cpu.icount == 3 * budget and cpu.state.pc == CODE
+    assert cpu.tier1.entries[CODE][1] == -1
