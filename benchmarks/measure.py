@@ -7,6 +7,7 @@ start-up are outside the timed part. Instruction counts are the vcpus' ``instruc
 Also a worker for subprocesses (PyPy, callgrind), printing JSON on stdout:
 
     python3 benchmarks/measure.py [--quick] [--callgrind-marks] NAME...
+    python3 benchmarks/measure.py --single-steps N
 
 With ``--callgrind-marks`` each guest run is bracketed by ``os.getppid()`` and ``os.getpgrp()``,
 which ``valgrind --tool=callgrind --zero-before=getppid --dump-before=getpgrp`` turns into one
@@ -114,11 +115,21 @@ def single_steps(elf: Path, steps: int) -> tuple[int, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="+", choices=sorted(workloads.BY_NAME))
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(sorted(workloads.BY_NAME)))
     parser.add_argument("--quick", action="store_true", help="the reduced sizes")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--callgrind-marks", action="store_true")
+    parser.add_argument("--single-steps", type=int, metavar="N",
+                        help="instead: N single steps of intloop, printed as {steps, seconds}")
     args = parser.parse_args()
+    if args.single_steps:
+        workload = workloads.BY_NAME["intloop"]
+        steps, seconds = single_steps(workloads.build(workload, workload.iterations), args.single_steps)
+        json.dump({"steps": steps, "seconds": seconds}, sys.stdout)
+        return 0
+    unknown = sorted(set(args.names) - set(workloads.BY_NAME))
+    if unknown or not args.names:
+        parser.error(f"name the workloads ({', '.join(sorted(workloads.BY_NAME))}); unknown: {unknown}")
     elfs = {name: workloads.build(workloads.BY_NAME[name], workloads.BY_NAME[name].size(args.quick))
             for name in args.names}
     results = []

@@ -88,6 +88,7 @@ class Results:
     tier0: dict[str, float] = field(default_factory=dict)  # CPython MIPS without translation
     baseline_insns: dict[str, int] = field(default_factory=dict)  # ITERATIONS=0
     pypy: dict[str, float] = field(default_factory=dict)
+    pypy_exit_rate: float | None = None  # MMIO exits/s of the mmio guest under PyPy
     pypy_note: str = ""
     qemu_runs: dict[str, qemu.QemuResult] = field(default_factory=dict)
     qemu_note: str = ""
@@ -142,7 +143,9 @@ def measure_pypy(names: list[str], quick: bool, plan: Plan, results: Results) ->
         hint = " (its packages: pypy3 -m pip install pyelftools pylibfdt capstone)" if "ModuleNotFound" in error else ""
         results.pypy_note = f"{version} cannot run armvisor: {error}{hint}"
     else:
-        results.pypy = {r["name"]: r["instructions"] / r["seconds"] / 1e6 for r in json.loads(proc.stdout)}
+        runs = json.loads(proc.stdout)
+        results.pypy = {r["name"]: r["instructions"] / r["seconds"] / 1e6 for r in runs}
+        results.pypy_exit_rate = next((r["mmio_exits"] / r["seconds"] for r in runs if r["name"] == "mmio"), None)
     return version
 
 
@@ -180,11 +183,20 @@ def measure_callgrind(names: list[str], results: Results) -> None:
     results.callgrind_note = "reduced (--quick) sizes"
 
 
-def measure_singlestep(plan: Plan, results: Results) -> None:
+def measure_singlestep(plan: Plan, results: Results, pypy: bool) -> None:
     workload = workloads.BY_NAME["intloop"]
     steps, seconds = single_steps(workloads.build(workload, workload.iterations), plan.single_steps)
     results.other.append(("single-steps/s (Vcpu.run + KVM_GUESTDBG_SINGLESTEP, intloop)",
                           f"{steps / seconds:,.0f}", "-", ">= 1,000,000"))
+    interpreter = shutil.which("pypy3") if pypy else None
+    if interpreter is not None:
+        proc = subprocess.run([interpreter, str(BENCH_DIR / "measure.py"), "--single-steps", str(plan.single_steps)],
+                              capture_output=True, text=True, timeout=900, check=False,
+                              env={**os.environ, "PYTHONPATH": str(workloads.REPO / "src")})
+        if proc.returncode == 0:
+            run = json.loads(proc.stdout)
+            results.other.append(("  the same under PyPy", f"{run['steps'] / run['seconds']:,.0f}", "-",
+                                  ">= 1,000,000"))
 
 
 def measure_gdb(plan: Plan, results: Results) -> None:
@@ -254,15 +266,18 @@ def workload_table(names: list[str], results: Results) -> str:
     return report.table(header, rows)
 
 
-def mmio_row(results: Results) -> tuple[str, str, str, str] | None:
+def mmio_rows(results: Results) -> list[tuple[str, str, str, str]]:
     run = results.cpython.get("mmio")
     if run is None:
-        return None
+        return []
     q = results.qemu_runs.get("mmio")
     baseline = run_guest("mmio", workloads.build(workloads.BY_NAME["mmio"], 0)).mmio_exits
     qemu_rate = f"{q.scale * (run.mmio_exits - baseline) / q.loop_seconds:,.0f} (accesses, TCG)" if q else "-"
-    return ("MMIO exits/s (mmio guest: Vcpu.run + PL011, 2 per char)",
-            f"{run.mmio_exits / run.seconds:,.0f}", qemu_rate, ">= 200,000")
+    rows = [("MMIO exits/s (mmio guest: Vcpu.run + PL011, 2 per char)",
+             f"{run.mmio_exits / run.seconds:,.0f}", qemu_rate, ">= 200,000")]
+    if results.pypy_exit_rate is not None:
+        rows.append(("  the same under PyPy", f"{results.pypy_exit_rate:,.0f}", "-", ">= 200,000"))
+    return rows
 
 
 def render(names: list[str], results: Results, header_lines: list[str], elapsed: float, quick: bool) -> str:
@@ -302,14 +317,12 @@ def main(argv: list[str] | None = None) -> int:
         if use_qemu and names:
             print("QEMU...", file=sys.stderr)
             measure_qemu(names, args.quick, plan, results)
-        row = mmio_row(results)
-        if row:
-            results.other.append(row)
+        results.other += mmio_rows(results)
         if args.callgrind and names:
             print("callgrind...", file=sys.stderr)
             measure_callgrind(names, results)
         if "singlestep" in selected:
-            measure_singlestep(plan, results)
+            measure_singlestep(plan, results, not args.no_pypy)
         if "gdb" in selected:
             print("gdb...", file=sys.stderr)
             measure_gdb(plan, results)
