@@ -21,6 +21,7 @@ and loops (tier 2); the fast loop runs those where they start, the debug loop ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Optional
 
 from armvisor.arch.esr import (
@@ -52,7 +53,7 @@ from armvisor.cpu.debug import (
     watchpoint_hit,
 )
 from armvisor.cpu.decoder import DecodeTable, Op
-from armvisor.cpu.emit import Emitted, tier0_env
+from armvisor.cpu.emit import WORD_CACHE_LIMIT, Emitted, tier0_env
 from armvisor.cpu.exceptions import (
     IllegalExecutionState,
     take_exception,
@@ -123,6 +124,9 @@ class Cpu:
         self.access = MemoryAccess(self.state, self.phys)
         self.phys.code_listeners.append(self._invalidate_page)
         self.cache: dict[int, Op] = {}
+        # instruction word -> (op maker taking pc and pc + 4, data-abort syndrome), for the
+        # position-independent words this PE decoded (built over its tier-0 environment).
+        self.word_ops: dict[int, tuple[Callable[[int, int], Op], int]] = {}
         self.page_pcs: dict[int, list[int]] = {}
         self.groups = _top_level_tables()
         self.icount = 0  # instructions executed (or exceptions taken) since creation
@@ -156,6 +160,7 @@ class Cpu:
         memory layout, translation regime or anything ops captured at decode time)."""
         self.cache.clear()
         self.page_pcs.clear()
+        self.word_ops.clear()
         self.tier1.clear()
         self.access.refresh()
         self.tier0_env = tier0_env(self.state.x, self.access)
@@ -170,12 +175,26 @@ class Cpu:
 
     # -- decoding ----------------------------------------------------------------------------
     def decode(self, insn: int, pc: int) -> Op:
-        """Decode one instruction word at address ``pc`` (not cached)."""
+        """Decode one instruction word at address ``pc`` (not cached by address)."""
+        known = self.word_ops.get(insn)
+        if known is not None:
+            op = known[0](pc, pc + 4)
+            if known[1]:
+                op.dabt_iss = known[1]  # type: ignore[attr-defined]
+            return op
         for table in self.groups[(insn >> 25) & 0xF]:
             hit = table.lookup(insn)
             if hit is not None:
                 return hit[1](self, insn, pc)
         return self.undefined_op(insn, pc)
+
+    def word_op(self, insn: int, make: Callable[[int, int], Op], dabt_iss: int, pc: int) -> Op:
+        """Keep ``make(pc, npc)``, the op maker of a position-independent instruction word
+        (:func:`armvisor.cpu.emit.emitter`), for later decodes of the word; the op at ``pc``."""
+        if len(self.word_ops) >= WORD_CACHE_LIMIT:
+            self.word_ops.clear()
+        self.word_ops[insn] = (make, dabt_iss)
+        return self.decode(insn, pc)
 
     def emitted(self, insn: int, pc: int) -> Emitted | None:
         """The instruction ``insn`` at ``pc`` as source (:mod:`armvisor.cpu.emit`), or None if
@@ -194,8 +213,11 @@ class Cpu:
         op = self.tier1.decoded(pc, self.decode(word, pc))
         page = pa >> PAGE_SHIFT
         self.cache[pc] = op
-        self.page_pcs.setdefault(page, []).append(pc)
-        self.access.code_pages.add(page)
+        pcs = self.page_pcs.get(page)
+        if pcs is None:  # the first instruction this PE decodes from the page
+            pcs = self.page_pcs[page] = []
+            self.access.code_pages.add(page)
+        pcs.append(pc)
         return op
 
     def undefined_op(self, insn: int, pc: int) -> Op:

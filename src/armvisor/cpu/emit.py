@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
 from armvisor.cpu.decoder import Op
@@ -95,7 +96,8 @@ Emitter = Callable[[int, int], "Emitted | None"]
 
 # Decoding a word once is what costs at tier 0 (the emitter, then the factory lookup): for
 # instructions whose constants do not depend on their address, the factory and constants are
-# kept per instruction word, and the op for the same word elsewhere is one factory call.
+# kept per instruction word (here, for every PE; bound to a PE's environment in
+# ``Cpu.word_ops``), and the op for the same word elsewhere is one call.
 WORD_CACHE_LIMIT = 1 << 16
 _by_word: dict[int, tuple[Callable[..., Op], tuple[int, ...], int]] = {}
 
@@ -111,22 +113,19 @@ def emitter(emit: Emitter | None = None, *, pc_relative: bool = False):
 
     def build(cpu: "Cpu", insn: int, pc: int) -> Op:
         known = _by_word.get(insn)
-        if known is not None:
-            factory, values, dabt_iss = known
-            op = factory(*cpu.tier0_env, *values, pc, pc + 4)
-            if dabt_iss:
-                op.dabt_iss = dabt_iss  # type: ignore[attr-defined]
-            return op
-        em = emit(insn, pc)
-        if em is None:
-            return cpu.undefined_op(insn, pc)
-        if not pc_relative and not em.heads:
+        if known is None:
+            em = emit(insn, pc)
+            if em is None:
+                return cpu.undefined_op(insn, pc)
+            if pc_relative or em.heads:
+                return tier0_op(em, cpu.tier0_env)
             if len(_by_word) >= WORD_CACHE_LIMIT:
                 _by_word.clear()
             consts = em.consts
-            _by_word[insn] = (tier0_factory(em.code, em.next, tuple(consts)),
-                              tuple(consts.values())[:-2], em.dabt_iss)
-        return tier0_op(em, cpu.tier0_env)
+            known = _by_word[insn] = (tier0_factory(em.code, em.next, tuple(consts)),
+                                      tuple(consts.values())[:-2], em.dabt_iss)
+        factory, values, dabt_iss = known
+        return cpu.word_op(insn, partial(factory, *cpu.tier0_env, *values), dabt_iss, pc)
 
     build.emitter = emit  # type: ignore[attr-defined]
     build.pc_relative = pc_relative  # type: ignore[attr-defined]
