@@ -203,7 +203,7 @@ def tier0_factory(code: str, next: str, names: tuple[str, ...]) -> Callable[...,
         params = {name: f"k_{name}" for name in names}
         body = expand(code, _tier0_load, _tier0_store, _tier0_check_store, _tier0_sp_align).format_map(params)
         ret = next.format_map(params)
-        used = [name for name in (*TIER0_ENV, *params.values()) if re.search(rf"\b{name}\b", body + ret)]
+        used = [name for name in (*TIER0_ENV, *params.values()) if re.search(rf"\b{name}\b", body + "\n" + ret)]
         source = (f"def factory_({', '.join(TIER0_ENV + tuple(params.values()))}):\n"
                   f"    def op(s, {', '.join(f'{name}={name}' for name in used)}):\n"
                   f"{_indent(body, ' ' * 8)}\n"

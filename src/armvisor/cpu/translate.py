@@ -233,10 +233,11 @@ def compile_block(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block:
     """Tier 1: the straight-line instructions ``ems`` from ``head`` as one function,
     ``block_(s) -> next PC``."""
     exp = _Tier1Expansion(cpu)
-    lines = [f"def block_(s, {SIGNATURE}):"]
+    name = f"block_{head:x}"  # code objects compare by value: the name tells blocks apart
+    lines = [f"def {name}(s, {SIGNATURE}):"]
     starts = _render(exp, head, ems, "    ", lines)
     lines.append(f"    return {ems[-1].next.format_map(ems[-1].consts)}")
-    return Block(head, len(ems), _bind(cpu, exp, lines, "block_", head), tuple(starts))
+    return Block(head, len(ems), _bind(cpu, exp, lines, name, head), tuple(starts))
 
 
 # Tier 2 keeps registers, SP and NZCV in locals: the state references of the emitted text and
@@ -271,7 +272,8 @@ def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
     load = [f"r{r}_ = x[{r}]" for r in regs] + [f"{name} = {ref}" for ref, name in _LOCAL_STATE.items()]
     store = [f"x[{r}] = r{r}_" for r in regs if r < 31] + [f"{ref} = {name}" for ref, name in _LOCAL_STATE.items()]
     count = len(ems)
-    lines = [f"def loop_(s, room, {SIGNATURE}):", *("    " + line for line in load),
+    name = f"loop_{head:x}"
+    lines = [f"def {name}(s, room, {SIGNATURE}):", *("    " + line for line in load),
              "    n_ = p_ = 0", "    try:", f"        for p_ in range(room // {count}):",
              "            pass"]  # a lone "b ." emits no code at all
     starts = _render(exp, head, ems, "            ", lines, localise)
@@ -280,7 +282,7 @@ def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
     lines += ["        else:", f"            next_ = {head}",
               "    except Deopt:", *("        " + line for line in store), "        raise",
               *("    " + line for line in store), f"    return next_, (p_ + 1) * {count} + n_"]
-    fn = _bind(cpu, exp, lines, "loop_", head)
+    fn = _bind(cpu, exp, lines, name, head)
     return Block(head, count, fn, tuple(starts), loop=True)
 
 
@@ -306,6 +308,8 @@ class Tier1:
         self.cpu = cpu
         # head -> Block.entry: what the executor's loop looks up.
         self.entries: dict[int, tuple[Callable, int]] = {}
+        # The code object of each block's function (named after its head, so that blocks of
+        # equal text at different heads stay apart) -> the block: where a Deopt came from.
         self.by_code: dict[CodeType, Block] = {}
         self.heat: dict[int, int] = {}  # candidate head -> executions left before translation
         self.page_heads: dict[int, list[int]] = {}
@@ -345,7 +349,7 @@ class Tier1:
         if self.enabled:
             for head in getattr(op, "heads", ()):
                 self.candidate(head)
-        if self.heat.get(pc, 0) > 0:
+        if self.enabled and self.heat.get(pc, 0) > 0:
             return self._counting(pc, op)
         return op
 

@@ -242,3 +242,40 @@ def test_branch_to_itself_spins_exactly(budget: int) -> None:
         assert type(cpu.run(budget)).__name__ == "Budget"
     assert cpu.icount == 3 * budget and cpu.state.pc == CODE
     assert cpu.tier1.entries[CODE][1] == -1
+
+
+def test_blocks_of_equal_text_at_two_heads_stay_apart() -> None:
+    """``ldr x1, [x2]; ret`` translated at two heads has the same text (code objects compare
+    by value): a load from MMIO must still stop at the instruction of the block that ran."""
+    words = struct.pack("<2I", 0xF9400041, 0xD65F03C0)  # ldr x1, [x2]; ret
+    outcomes = []
+    for translate in (False, True):
+        image = bytearray(RAM_SIZE)
+        image[0:8] = image[0x1000:0x1008] = words
+        image[0x2000:0x2004] = struct.pack("<I", HVC)
+        phys = PhysicalMemory()
+        phys.add_ram(RAM, image)
+        cpu = Cpu(phys)
+        cpu.tier1.enabled = translate
+        if translate:
+            cpu.tier1.translate(CODE)
+            cpu.tier1.translate(CODE + 0x1000)
+        cpu.state.x[2], cpu.state.x[30], cpu.state.pc = 0x0900_0000, CODE + 0x2000, CODE
+        outcomes.append(repr(cpu.run(100)))
+    assert outcomes[0] == outcomes[1] and f"elr={CODE}" in outcomes[0]
+
+
+def test_switching_translation_off_stops_it() -> None:
+    """After translation is switched off (and decoded code flushed, as the KVM capability
+    does), heads that were hot before are not translated again."""
+    words = [0x91000400, 0xF1000421, 0x54FFFFC1, HVC]  # add; subs; b.ne; hvc
+    cpu = _machine(words, [0] * 31, DATA, 0, False)
+    cpu.tier1.enabled = True  # translated once the loop's head is hot, as in a real run
+    cpu.state.x[1] = 1000
+    cpu.run(10_000)
+    assert CODE in cpu.tier1.entries
+    cpu.tier1.enabled = False
+    cpu.flush_decoded()
+    cpu.state.pc, cpu.state.x[1] = CODE, 1000
+    cpu.run(10_000)
+    assert not cpu.tier1.entries and cpu.state.x[0] == 2000
