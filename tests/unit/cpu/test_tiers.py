@@ -279,3 +279,78 @@ def test_switching_translation_off_stops_it() -> None:
     cpu.state.pc, cpu.state.x[1] = CODE, 1000
     cpu.run(10_000)
     assert not cpu.tier1.entries and cpu.state.x[0] == 2000
+
+
+# -- whole programs: calls between pages, heat and translation as in a real run ------------------
+RET = 0xD65F03C0
+
+
+def _straight(rng: random.Random, probe: Cpu, count: int) -> list[int]:
+    return [w for w in (_word(rng, probe) for _ in range(count)) if probe.emitted(w, CODE).falls_through]
+
+
+def _program(rng: random.Random, probe: Cpu) -> dict[int, list[int]]:
+    """A loop at CODE that runs random code and calls two functions on other pages (often of
+    equal text) a random number of times, then HVC."""
+    f1 = _straight(rng, probe, rng.randrange(1, 12))
+    f2 = list(f1) if rng.randrange(2) else _straight(rng, probe, 8)
+    at1, at2 = CODE + 0x1000, CODE + 0x2000 + 4 * rng.randrange(8)
+    body = _straight(rng, probe, 10)
+    main = [0xD2800000 | rng.randrange(3, 40) << 5 | 28]  # movz x28, #N
+    main += body[:rng.randrange(len(body) + 1)]
+    main += [("bl", at1), *body[:2], ("bl", at2), 0xF100079C]  # ...; subs x28, x28, #1
+    main += [("b.ne", CODE + 4), HVC]
+    words = []
+    for i, w in enumerate(main):
+        pc = CODE + 4 * i
+        if isinstance(w, tuple):
+            kind, target = w
+            off = (target - pc) >> 2
+            w = 0x94000000 | off & 0x3FFFFFF if kind == "bl" else 0x54000001 | (off & 0x7FFFF) << 5
+        words.append(w)
+    return {CODE: words, at1: f1 + [RET], at2: f2 + [RET]}
+
+
+def _compare_program(seed: int) -> None:
+    rng = random.Random(seed)
+    probe = Cpu()
+    program = _program(rng, probe)
+    x = [_register(rng) for _ in range(31)]
+    x[28] = x[29] = x[30] = 0
+    sp = DATA + rng.randrange(0, 0x1000, 16)
+    budgets = [rng.randrange(1, 60) for _ in range(rng.randrange(1, 30))] + [100_000]
+    threshold = rng.choice([1, 2, 3, 5, 200])
+    traces = []
+    for translate in (False, True):
+        image = bytearray(RAM_SIZE)
+        image[VBAR - RAM:VBAR - RAM + 0x800] = struct.pack("<I", HVC) * 0x200
+        for address, words in program.items():
+            image[address - RAM:address - RAM + 4 * len(words)] = struct.pack(f"<{len(words)}I", *words)
+        phys = PhysicalMemory()
+        phys.add_ram(RAM, image)
+        cpu = Cpu(phys)
+        s = cpu.state
+        s.x[:31], s.sp, s.pc, s.sr[VBAR_EL1] = x, sp, CODE, VBAR
+        cpu.tier1.enabled, cpu.tier1.threshold = translate, threshold
+        trace = []
+        for budget in budgets:
+            stop = cpu.run(budget)
+            trace.append(_snapshot(cpu, stop))
+            if type(stop).__name__ != "Budget":
+                break
+        traces.append(trace)
+    for i, (a, b) in enumerate(zip(*traces)):
+        diff = sorted(k for k in a if a[k] != b[k])
+        assert not diff, f"seed {seed}, run {i}: {diff}"
+    assert len(traces[0]) == len(traces[1])
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_programs_translated_equal_decoded(seed: int) -> None:
+    _compare_program(seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(200, 3200))
+def test_programs_translated_equal_decoded_soak(seed: int) -> None:
+    _compare_program(seed)
