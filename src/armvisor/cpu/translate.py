@@ -36,7 +36,10 @@ from dataclasses import dataclass
 from types import CodeType, TracebackType
 from typing import TYPE_CHECKING
 
+from armvisor.arch.pstate import CONDITION_TABLE
 from armvisor.cpu.emit import ACCESS_SIZES, NEXT_SEQUENTIAL, Emitted, expand
+from armvisor.cpu.isa.alu import SUB_FLAGS
+from armvisor.cpu.isa.branch import B_COND_NEXT
 from armvisor.cpu.memory import PAGE_SHIFT
 
 if TYPE_CHECKING:
@@ -247,6 +250,55 @@ _LOCAL_STATE = {"s.sp": "sp_", "s.nzcv": "nzcv_"}
 _OTHER_STATE = re.compile(r"\bs\.(?!sp\b|nzcv\b)")
 
 
+# Conditions evaluated on a subtraction's operands a_, b_ and result r_ (width top + 1, sign
+# bit S) instead of on its NZCV (Arm ARM C1.2.4 condition codes), by the B.cond ``holds`` mask.
+_ON_SUBTRACTION = {
+    0: "r_ == 0", 1: "r_ != 0", 2: "a_ >= b_", 3: "a_ < b_", 4: "r_ >> {top}", 5: "r_ >> {top} == 0",
+    6: "((a_ ^ b_) & (a_ ^ r_)) >> {top}", 7: "((a_ ^ b_) & (a_ ^ r_)) >> {top} == 0",
+    8: "a_ > b_", 9: "a_ <= b_", 10: "(a_ ^ {sign}) >= (b_ ^ {sign})", 11: "(a_ ^ {sign}) < (b_ ^ {sign})",
+    12: "(a_ ^ {sign}) > (b_ ^ {sign})", 13: "(a_ ^ {sign}) <= (b_ ^ {sign})",
+}
+_CONDITION_BY_HOLDS = {sum(1 << nzcv for nzcv, ok in enumerate(CONDITION_TABLE[cond]) if ok): cond
+                       for cond in _ON_SUBTRACTION}
+_STATEMENT_MACROS = ("LOAD", "STORE", "CHECK_STORE", "SP_ALIGN_CHECK")
+
+
+def _flags_written_first(em: Emitted) -> bool | None:
+    """Whether ``em`` overwrites NZCV without reading it (True), reads it (False), or leaves
+    it alone (None)."""
+    uses = [line for line in (em.code + "\n" + em.next).splitlines() if "s.nzcv" in line]
+    if not uses:
+        return None
+    return all(line.startswith("s.nzcv = ") and "s.nzcv" not in line[9:] for line in uses)
+
+
+def _fused_compare(head: int, ems: list[Emitted]) -> str | None:
+    """Lazy NZCV for a loop ending ``SUBS/CMP; B.cond head``: the condition on the compare's
+    operands (the compare then does not compute NZCV inside the loop), or None when that is not
+    exact. It is exact when the flags of one pass are dead at the start of the next -- no
+    instruction before the first flag write of a pass reads NZCV or can leave the loop (a
+    Deopt exposes the state) -- and every pass runs the compare (no conditional branches in
+    between); the loop computes NZCV from the last compare when it ends."""
+    compare, branch = ems[-2:] if len(ems) >= 2 else (None, None)
+    if (branch is None or branch.next != B_COND_NEXT or branch.consts["target"] != head
+            or branch.consts["holds"] not in _CONDITION_BY_HOLDS):
+        return None
+    lines = compare.code.splitlines()
+    if SUB_FLAGS not in lines or any(line.startswith(("a_ =", "b_ =", "r_ =", "s.nzcv"))
+                                     for line in lines[lines.index(SUB_FLAGS) + 1:]):
+        return None
+    for em in ems[:-2]:
+        if not em.falls_through or any(macro in em.code for macro in _STATEMENT_MACROS):
+            return None
+        written = _flags_written_first(em)
+        if written is not None:
+            if not written:
+                return None
+            break
+    top = compare.consts["top"]
+    return _ON_SUBTRACTION[_CONDITION_BY_HOLDS[branch.consts["holds"]]].format(top=top, sign=1 << top)
+
+
 def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
     """Tier 2: the instructions ``ems`` from ``head``, the last one a branch that may go back
     to ``head`` and the others straight-line or if-then shapes (:func:`_structured`), as one
@@ -276,12 +328,23 @@ def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
     lines = [f"def {name}(s, room, {SIGNATURE}):", *("    " + line for line in load),
              "    n_ = p_ = 0", "    try:", f"        for p_ in range(room // {count}):",
              "            pass"]  # a lone "b ." emits no code at all
-    starts = _render(exp, head, ems, "            ", lines, localise)
+    fused = _fused_compare(head, ems)
     last = ems[-1]
-    lines += [f"            {line}" for line in _back_edge(localise(last.next.format_map(last.consts)), head)]
+    exit_flags: list[str] = []
+    if fused is not None:
+        compare = ems[-2]
+        flags = SUB_FLAGS.format_map(compare.consts)
+        ems = [*ems[:-2], compare._replace(code="\n".join(
+            line for line in compare.code.splitlines() if line != SUB_FLAGS)), last]
+        back = [f"if not ({fused}):", f"    next_ = {last.consts['npc']}", "    break"]
+        exit_flags = [localise(flags)]
+    starts = _render(exp, head, ems, "            ", lines, localise)
+    if fused is None:
+        back = _back_edge(localise(last.next.format_map(last.consts)), head)
+    lines += [f"            {line}" for line in back]
     lines += ["        else:", f"            next_ = {head}",
               "    except Deopt:", *("        " + line for line in store), "        raise",
-              *("    " + line for line in store), f"    return next_, (p_ + 1) * {count} + n_"]
+              *("    " + line for line in exit_flags + store), f"    return next_, (p_ + 1) * {count} + n_"]
     fn = _bind(cpu, exp, lines, name, head)
     return Block(head, count, fn, tuple(starts), loop=True)
 

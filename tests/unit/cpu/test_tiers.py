@@ -84,6 +84,18 @@ def _loop(rng: random.Random, body: list[int]) -> list[int]:
     return out + [_conditional_branch(rng, -len(out))]
 
 
+def _compare_loop(rng: random.Random, body: list[int]) -> list[int]:
+    """``body``, a compare (CMP register or immediate, W or X) and B.cond (any condition) back
+    to the start."""
+    sf = rng.randrange(2) << 31
+    if rng.randrange(2):
+        compare = sf | 0x6B00001F | rng.randrange(32) << 16 | rng.randrange(32) << 5  # cmp Rn, Rm
+    else:
+        compare = sf | 0x7100001F | rng.randrange(4096) << 10 | rng.randrange(32) << 5  # cmp Rn, #imm
+    back = -(len(body) + 1)
+    return body + [compare, 0x54000000 | (back & 0x7FFFF) << 5 | rng.randrange(14)]
+
+
 def _register(rng: random.Random) -> int:
     kind = rng.randrange(10)
     if kind < 6:  # into the data window, mostly aligned
@@ -123,7 +135,11 @@ def _compare(seed: int) -> None:
     rng = random.Random(seed)
     probe = Cpu()
     words = [_word(rng, probe) for _ in range(STREAM)] + [HVC]
-    if seed % 2:  # a loop: the body runs again while a condition holds (tier 2)
+    if seed % 4 == 3:  # a loop ending "cmp; b.cond" over register-only code: NZCV kept lazily
+        body = [w for w in words[:STREAM] if probe.emitted(w, CODE).falls_through
+                and "LOAD" not in probe.emitted(w, CODE).code and "STORE" not in probe.emitted(w, CODE).code]
+        words = _compare_loop(rng, body[:rng.randrange(0, len(body) + 1)]) + [HVC]
+    elif seed % 2:  # a loop: the body runs again while a condition holds (tier 2)
         body = [w for w in words[:STREAM] if probe.emitted(w, CODE).falls_through] or [NOP]
         words = _loop(rng, body[:rng.randrange(1, len(body) + 1)]) + [HVC]
     x = [_register(rng) for _ in range(31)]
@@ -354,3 +370,23 @@ def test_programs_translated_equal_decoded(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(200, 3200))
 def test_programs_translated_equal_decoded_soak(seed: int) -> None:
     _compare_program(seed)
+
+
+@pytest.mark.parametrize("top", [31, 63])
+def test_conditions_on_a_subtraction_match_its_flags(top: int) -> None:
+    """The fused compare's conditions (translate._ON_SUBTRACTION) decide exactly as
+    ConditionHolds on the NZCV that SUBS computes, for edge and random operands."""
+    from armvisor.arch.pstate import CONDITION_TABLE
+    from armvisor.cpu.translate import _ON_SUBTRACTION
+
+    mask, sign = (1 << (top + 1)) - 1, 1 << top
+    rng = random.Random(top)
+    edges = [0, 1, 2, sign - 1, sign, sign + 1, mask - 1, mask]
+    pairs = [(a, b) for a in edges for b in edges] + [(v, v) for v in edges]
+    pairs += [(rng.getrandbits(top + 1), rng.getrandbits(top + 1)) for _ in range(2000)]
+    for a, b in pairs:
+        r = (a - b) & mask
+        nzcv = r >> top << 3 | (0 if r else 4) | (2 if a >= b else 0) | ((a ^ b) & (a ^ r)) >> top
+        for cond, text in _ON_SUBTRACTION.items():
+            got = bool(eval(text.format(top=top, sign=sign), {}, {"a_": a, "b_": b, "r_": r}))
+            assert got == CONDITION_TABLE[cond][nzcv], (cond, hex(a), hex(b))

@@ -73,7 +73,9 @@ _ADD_RESULT = "t_ = a_ + b_{carry}\nr_ = t_ & {{mask}}"
 _ADD_FLAGS = ("s.nzcv = r_ >> {top} << 3 | (0 if r_ else 4) | (2 if t_ > {mask} else 0)"
               " | ((a_ ^ r_) & (b_ ^ r_)) >> {top}")
 _SUB_RESULT = "r_ = (a_ - b_) & {mask}"
-_SUB_FLAGS = ("s.nzcv = r_ >> {top} << 3 | (0 if r_ else 4) | (2 if a_ >= b_ else 0)"
+# The flags of a subtraction, from a_, b_ and r_ (the translator recognises this line: see
+# armvisor.cpu.translate's compare fusion).
+SUB_FLAGS = ("s.nzcv = r_ >> {top} << 3 | (0 if r_ else 4) | (2 if a_ >= b_ else 0)"
               " | ((a_ ^ b_) & (a_ ^ r_)) >> {top}")
 # The carry-in term of an add: none, or PSTATE.C (ADCS, SBCS).
 NO_CARRY = ""
@@ -88,7 +90,7 @@ def add_sub_flags_code(a: str, b: str, sub: bool, dest: str, carry: str = NO_CAR
     Operands are read before anything is written, so ``dest`` may name an operand."""
     lines = ["a_ = " + a, "b_ = " + b]
     if sub:
-        lines += [_SUB_RESULT, _SUB_FLAGS]
+        lines += [_SUB_RESULT, SUB_FLAGS]
     else:
         lines += [_ADD_RESULTS[carry], _ADD_FLAGS]
     if dest:

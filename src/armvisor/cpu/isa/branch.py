@@ -54,6 +54,10 @@ def emit_bl(insn: int, pc: int) -> Emitted:
 
 
 # -- conditional branch (immediate) ----------------------------------------------------------------
+# The next PC of B.cond (the translator recognises it: see armvisor.cpu.translate's compare fusion).
+B_COND_NEXT = "{target} if {holds} >> s.nzcv & 1 else {npc}"
+
+
 @TABLE.add("0101 0100 iiii iiii iiii iiii iii0 cccc", "B.cond")
 @emitter(pc_relative=True)
 def emit_b_cond(insn: int, pc: int) -> Emitted:
@@ -63,7 +67,7 @@ def emit_b_cond(insn: int, pc: int) -> Emitted:
     if cond >= COND_AL:
         return emitted(pc, "", "{target}", target=target, heads=(target,))
     holds = sum(1 << nzcv for nzcv, ok in enumerate(CONDITION_TABLE[cond]) if ok)
-    return emitted(pc, "", "{target} if {holds} >> s.nzcv & 1 else {npc}", target=target,
+    return emitted(pc, "", B_COND_NEXT, target=target,
                    holds=holds, heads=(target, pc + 4))
 
 
