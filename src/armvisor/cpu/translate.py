@@ -272,31 +272,46 @@ def _flags_written_first(em: Emitted) -> bool | None:
     return all(line.startswith("s.nzcv = ") and "s.nzcv" not in line[9:] for line in uses)
 
 
-def _fused_compare(head: int, ems: list[Emitted]) -> str | None:
-    """Lazy NZCV for a loop ending ``SUBS/CMP; B.cond head``: the condition on the compare's
-    operands (the compare then does not compute NZCV inside the loop), or None when that is not
-    exact. It is exact when the flags of one pass are dead at the start of the next -- no
-    instruction before the first flag write of a pass reads NZCV or can leave the loop (a
-    Deopt exposes the state) -- and every pass runs the compare (no conditional branches in
-    between); the loop computes NZCV from the last compare when it ends."""
-    compare, branch = ems[-2:] if len(ems) >= 2 else (None, None)
-    if (branch is None or branch.next != B_COND_NEXT or branch.consts["target"] != head
+_TEMPORARY_WRITE = re.compile(r"^\s*(a_|b_|r_) =", re.MULTILINE)
+
+
+def _fused_compare(head: int, ems: list[Emitted]) -> tuple[int, str] | None:
+    """Lazy NZCV for a loop whose last flag write is a SUBS/CMP and that ends ``B.cond head``:
+    (index of the compare, the branch condition on its operands), so that the compare need
+    not compute NZCV inside the loop; None when that is not exact. It is exact when NZCV is
+    dead from the compare to the first flag write of the next pass -- nothing in between reads
+    it or can leave the loop (a Deopt exposes the state), and every pass runs the compare (no
+    conditional branches) with its operands kept to the end; the loop computes NZCV from the
+    last compare when it ends."""
+    if len(ems) < 2:
+        return None
+    branch = ems[-1]
+    if (branch.next != B_COND_NEXT or branch.consts["target"] != head
             or branch.consts["holds"] not in _CONDITION_BY_HOLDS):
         return None
-    lines = compare.code.splitlines()
-    if SUB_FLAGS not in lines or any(line.startswith(("a_ =", "b_ =", "r_ =", "s.nzcv"))
-                                     for line in lines[lines.index(SUB_FLAGS) + 1:]):
+    events = [i for i, em in enumerate(ems[:-1]) if _flags_written_first(em) is not None]
+    if not events:
         return None
-    for em in ems[:-2]:
-        if not em.falls_through or any(macro in em.code for macro in _STATEMENT_MACROS):
+    k = events[-1]
+    compare = ems[k]
+    lines = compare.code.splitlines()
+    if SUB_FLAGS not in lines or _flags_written_first(compare) is not True:
+        return None
+    tail = "\n".join(lines[lines.index(SUB_FLAGS) + 1:])
+    if _TEMPORARY_WRITE.search(tail):
+        return None
+    first = events[0]
+    for i, em in enumerate(ems[:-1]):
+        if not em.falls_through:
             return None
-        written = _flags_written_first(em)
-        if written is not None:
-            if not written:
-                return None
-            break
+        if (i <= first or i > k) and any(macro in em.code for macro in _STATEMENT_MACROS):
+            return None
+        if i > k and _TEMPORARY_WRITE.search(em.code):
+            return None
+    if _flags_written_first(ems[first]) is not True:
+        return None
     top = compare.consts["top"]
-    return _ON_SUBTRACTION[_CONDITION_BY_HOLDS[branch.consts["holds"]]].format(top=top, sign=1 << top)
+    return k, _ON_SUBTRACTION[_CONDITION_BY_HOLDS[branch.consts["holds"]]].format(top=top, sign=1 << top)
 
 
 def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
@@ -332,11 +347,12 @@ def compile_loop(cpu: "Cpu", head: int, ems: list[Emitted]) -> Block | None:
     last = ems[-1]
     exit_flags: list[str] = []
     if fused is not None:
-        compare = ems[-2]
+        k, condition = fused
+        compare = ems[k]
         flags = SUB_FLAGS.format_map(compare.consts)
-        ems = [*ems[:-2], compare._replace(code="\n".join(
-            line for line in compare.code.splitlines() if line != SUB_FLAGS)), last]
-        back = [f"if not ({fused}):", f"    next_ = {last.consts['npc']}", "    break"]
+        ems = [*ems[:k], compare._replace(code="\n".join(
+            line for line in compare.code.splitlines() if line != SUB_FLAGS)), *ems[k + 1:]]
+        back = [f"if not ({condition}):", f"    next_ = {last.consts['npc']}", "    break"]
         exit_flags = [localise(flags)]
     starts = _render(exp, head, ems, "            ", lines, localise)
     if fused is None:
