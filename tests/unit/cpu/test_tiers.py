@@ -149,35 +149,38 @@ def _compare(seed: int) -> None:
     sp = DATA + rng.randrange(0, 0x1000, rng.choice([16, 16, 8]))
     nzcv = rng.randrange(16)
     budgets = [rng.randrange(1, STREAM + 2) for _ in range(2)] + [10 * STREAM]
-    results = []
-    for translate in (False, True):
-        cpu = _machine(words, x, sp, nzcv, translate)
-        trace = []
-        for budget in budgets:
-            stop = cpu.run(budget)
-            trace.append(_snapshot(cpu, stop))
-            if type(stop).__name__ != "Budget":
-                break
-        results.append(trace)
-    tier0, tier1 = results
+    tier0, tier1 = (_trace(_machine(words, x, sp, nzcv, translate), budgets) for translate in (False, True))
+    _assert_same(tier0, tier1, f"seed {seed} (budgets {budgets}, words {' '.join(f'{w:08x}' for w in words)})")
+
+
+def _trace(cpu: Cpu, budgets: list[int]) -> list[dict]:
+    """Snapshots after runs of ``budgets`` instructions, until a run stops otherwise."""
+    trace = []
+    for budget in budgets:
+        stop = cpu.run(budget)
+        trace.append(_snapshot(cpu, stop))
+        if type(stop).__name__ != "Budget":
+            break
+    return trace
+
+
+def _assert_same(tier0: list[dict], tier1: list[dict], context: str) -> None:
     for i, (a, b) in enumerate(zip(tier0, tier1)):
         diff = {k: (a[k], b[k]) for k in a if a[k] != b[k] and k != "ram"}
         if a["ram"] != b["ram"]:
             first = next(j for j in range(RAM_SIZE) if a["ram"][j] != b["ram"][j])
             diff["ram"] = f"first difference at {RAM + first:#x}"
-        assert not diff, f"seed {seed}, run {i} (budgets {budgets}): {diff}\nwords: " + \
-            " ".join(f"{w:08x}" for w in words)
+        assert not diff, f"{context}, run {i}: {diff}"
     assert len(tier0) == len(tier1)
 
 
-@pytest.mark.parametrize("seed", range(1000))
+def _seeds(default: int, soak: int) -> list:
+    """``default`` seeds for every run, then ``soak`` more marked slow."""
+    return [*range(default), *(pytest.param(seed, marks=pytest.mark.slow) for seed in range(default, default + soak))]
+
+
+@pytest.mark.parametrize("seed", _seeds(1000, 10_000))
 def test_tier1_equals_tier0(seed: int) -> None:
-    _compare(seed)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", range(1000, 11000))
-def test_tier1_equals_tier0_soak(seed: int) -> None:
     _compare(seed)
 
 
@@ -351,27 +354,12 @@ def _compare_program(seed: int) -> None:
         s = cpu.state
         s.x[:31], s.sp, s.pc, s.sr[VBAR_EL1] = x, sp, CODE, VBAR
         cpu.tier1.enabled, cpu.tier1.threshold = translate, threshold
-        trace = []
-        for budget in budgets:
-            stop = cpu.run(budget)
-            trace.append(_snapshot(cpu, stop))
-            if type(stop).__name__ != "Budget":
-                break
-        traces.append(trace)
-    for i, (a, b) in enumerate(zip(*traces)):
-        diff = sorted(k for k in a if a[k] != b[k])
-        assert not diff, f"seed {seed}, run {i}: {diff}"
-    assert len(traces[0]) == len(traces[1])
+        traces.append(_trace(cpu, budgets))
+    _assert_same(*traces, f"seed {seed}")
 
 
-@pytest.mark.parametrize("seed", range(200))
+@pytest.mark.parametrize("seed", _seeds(200, 3000))
 def test_programs_translated_equal_decoded(seed: int) -> None:
-    _compare_program(seed)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", range(200, 3200))
-def test_programs_translated_equal_decoded_soak(seed: int) -> None:
     _compare_program(seed)
 
 
