@@ -443,13 +443,17 @@ class Tier1:
             cache[head] = self._counting(head, op)
 
     def _counting(self, pc: int, op: "Op") -> "Op":
-        heat, translate = self.heat, self.translate
+        """``op`` counting down the heat of ``pc``; at zero it translates the block there and
+        hands the decoded-instruction cache the plain op back."""
+        heat, translate, cache = self.heat, self.translate, self.cpu.cache
 
         def counting(s: "CpuState") -> int:
             left = heat[pc] - 1
             heat[pc] = left
             if not left:
                 translate(pc)
+                if cache.get(pc) is counting:
+                    cache[pc] = op
             return op(s)
 
         counting.__dict__.update(op.__dict__)  # heads, dabt_iss, is_eret, ...
