@@ -60,7 +60,7 @@ class Deopt(Exception):
 @dataclass(frozen=True)
 class Block:
     head: int
-    count: int  # instructions of one pass (at most, with side exits)
+    count: int  # instructions of one pass (at most, when an if-then part is skipped)
     fn: Callable
     starts: tuple[int, ...]  # first source line of each instruction
     # A loop: fn(s, room) -> (next PC, instructions done), counted in the local n_; else a
@@ -163,7 +163,7 @@ class _DropNoOpMasks(ast.NodeTransformer):
         return node
 
 
-def _side_exit(em: Emitted) -> bool:
+def _conditional(em: Emitted) -> bool:
     """A conditional branch (the fall-through path is one of its successors)."""
     return not em.falls_through and NEXT_SEQUENTIAL in em.next
 
@@ -173,7 +173,7 @@ def _skip_target(head: int, ems: list[Emitted], i: int) -> int | None:
     instruction of the block and what it skips is straight-line code; else None."""
     target = ems[i].heads[0]
     j = (target - head) // 4
-    if target & 3 or not i + 1 < j < len(ems) or any(_side_exit(em) for em in ems[i + 1:j]):
+    if target & 3 or not i + 1 < j < len(ems) or any(_conditional(em) for em in ems[i + 1:j]):
         return None
     return j
 
@@ -183,7 +183,7 @@ def _structured(head: int, ems: list[Emitted]) -> bool:
     middle were measured slower: leaving often costs more than the loop saves.)"""
     i = 0
     while i < len(ems) - 1:
-        if _side_exit(ems[i]):
+        if _conditional(ems[i]):
             j = _skip_target(head, ems, i)
             if j is None:
                 return False
@@ -209,7 +209,7 @@ def _render(exp: _Tier1Expansion, head: int, ems: list[Emitted], indent: str, li
         starts.append(len(lines) + 1)
         code = expand(em.code, exp.load, exp.store, exp.check_store, exp.sp_align).format_map(em.consts)
         lines.extend(inner + localise(line) for line in code.splitlines())
-        if i < len(ems) - 1 and _side_exit(em):
+        if i < len(ems) - 1 and _conditional(em):
             j = _skip_target(head, ems, i)
             assert j is not None and not skipped, "only if-then shapes are rendered"
             lines += [f"{inner}next_ = {localise(em.next.format_map(em.consts))}",
@@ -478,7 +478,7 @@ class Tier1:
                 self.candidate(pc + 4)  # execution may go on after the untranslated one
                 break
             ems.append(em)
-            if not em.falls_through and (not _side_exit(em) or head in em.heads):
+            if not em.falls_through and (not _conditional(em) or head in em.heads):
                 break  # looking for a loop: past conditional branches, up to one back to head
             pc += 4
         self._drop(head)

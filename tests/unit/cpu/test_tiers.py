@@ -75,7 +75,7 @@ def _conditional_branch(rng: random.Random, offset: int) -> int:
 
 def _loop(rng: random.Random, body: list[int]) -> list[int]:
     """``body``, with some forward conditional branches over a few of its instructions (if-then
-    shapes in superblocks), then a conditional branch back to its start."""
+    shapes inside loops), then a conditional branch back to its start."""
     out: list[int] = []
     for i, word in enumerate(body):
         room = len(body) - i
